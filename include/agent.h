@@ -1,0 +1,74 @@
+/* agent.h -- the agent context: configuration, instances, counters, and its lifecycle. */
+#ifndef SA_AGENT_H
+#define SA_AGENT_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "instance.h"
+
+/* Upper bounds of the probe latency histogram, in microseconds (Prometheus buckets). */
+#define AGENT_LATENCY_BUCKETS 12
+extern const double agent_latency_bounds_us[AGENT_LATENCY_BUCKETS];
+
+/* Counters of the whole agent; monotonic unless noted. */
+struct agent_counters {
+    uint64_t probes_ok;
+    uint64_t probes_failed;
+    uint64_t probes_timeout; /* part of probes_failed */
+    uint64_t probes_skipped;
+    uint64_t probes_tilted; /* timeouts ignored because the loop ran late */
+    uint64_t state_changes;
+    uint64_t config_reloads;
+    uint64_t config_reload_failures;
+    uint64_t latency_count;
+    double latency_sum_us;
+    uint64_t latency_bucket[AGENT_LATENCY_BUCKETS]; /* cumulative per bound, Prometheus-style */
+};
+
+struct stats_server;
+struct zkpub;
+
+/*
+ * The one agent context. Owner: main(); created by agent_new(), released by agent_free().
+ * It owns conf, every inst in instances, the stats server, the ZooKeeper publisher and its
+ * signal and shutdown watchers. Reached from callbacks through inst->agent or
+ * ev_userdata(loop).
+ */
+struct agent {
+    struct ev_loop *loop;
+    struct conf *conf;
+    struct inst_list instances;
+    int ninstances;
+    int inflight; /* probes in flight, <= conf->max_inflight */
+    struct agent_counters c;
+    int64_t started_ms;   /* wall clock at start */
+    ev_tstamp started_at; /* ev_now() at start */
+    struct stats_server *stats;
+    struct zkpub *zk;
+    ev_signal sigterm;
+    ev_signal sigint;
+    ev_signal sighup;
+    ev_timer shutdown_timer;
+    int stopping;
+    int exit_code;
+    int tilt_logged;
+};
+
+/* Creates the agent for CONF (taking ownership of it) on LOOP. */
+struct agent *agent_new(struct ev_loop *loop, struct conf *conf);
+
+/* Opens the stats socket, starts ZooKeeper and every instance. Returns 0, or -1 (logged). */
+int agent_start(struct agent *a);
+
+/* Begins a graceful shutdown (as SIGTERM does). */
+void agent_stop(struct agent *a);
+
+/* Releases everything the agent owns; the loop must have returned. */
+void agent_free(struct agent *a);
+
+/* Called by an instance when its state or role changed (the one place that logs and publishes). */
+void agent_instance_changed(struct agent *a, struct inst *inst, int what);
+
+#endif

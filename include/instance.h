@@ -1,0 +1,53 @@
+/* instance.h -- one monitored Redis instance: its schedule, its probe link, its health, and the one place its state changes. */
+#ifndef SA_INSTANCE_H
+#define SA_INSTANCE_H
+
+#include <ev.h>
+#include <sys/queue.h>
+
+#include "conf.h"
+#include "health.h"
+#include "probe.h"
+
+struct agent;
+struct zknode;
+
+/*
+ * Runtime of one [instance NAME]. Owner: the agent's instance list; created by inst_new(),
+ * released by inst_free() (which stops its timer and frees its probe link).
+ * - conf: points into agent->conf; re-pointed by the agent when a reload swaps configs.
+ * - period: the probe timer; started by inst_start(), stopped by inst_stop().
+ * - zn: the ZooKeeper node state, owned by the zkpub module (zkpub_remove releases it).
+ */
+struct inst {
+    TAILQ_ENTRY(inst) link;
+    struct agent *agent;
+    const struct conf_instance *conf;
+    char logname[CONF_NAME_MAX + 16]; /* "instance NAME", the log component */
+    struct health health;
+    struct probe probe;
+    ev_timer period;
+    struct zknode *zn;
+    int published; /* 1 when ZooKeeper holds the current state (set by zkpub) */
+    /* per-instance counters */
+    uint64_t probes_ok;
+    uint64_t probes_failed;
+    uint64_t probes_timeout;
+    uint64_t probes_skipped;
+};
+
+TAILQ_HEAD(inst_list, inst);
+
+/* Allocates an instance for CONF; it does nothing until inst_start(). */
+struct inst *inst_new(struct agent *a, const struct conf_instance *conf);
+
+/* Starts probing; the first probe fires after FIRST_DELAY seconds (spreads N instances). */
+void inst_start(struct inst *inst, ev_tstamp first_delay);
+
+/* Stops probing: timer stopped, in-flight probe cancelled (not counted), link closed. */
+void inst_stop(struct inst *inst);
+
+/* inst_stop() and release of everything INST owns; INST must be unlinked from lists. */
+void inst_free(struct inst *inst);
+
+#endif

@@ -1,0 +1,31 @@
+/* reply.h -- classification of Redis replies and connection errors into probe outcomes. */
+#ifndef SA_REPLY_H
+#define SA_REPLY_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#include "health.h"
+
+/*
+ * Classifies the reply to PING. Returns PROBE_OK for +PONG, PROBE_FAILED otherwise, with the
+ * cause in REASON: "loading", "busy", "masterdown", "auth failed", "error: TEXT", or
+ * "unexpected reply" for a reply of the wrong type. A NULL reply is "connection lost".
+ */
+enum probe_status reply_classify_ping(const redisReply *r, char *reason, size_t len);
+
+/* Returns 1 if the reply to AUTH says the credentials were refused, 0 if it is +OK. */
+int reply_auth_failed(const redisReply *r);
+
+/* Parses the reply to ROLE: the first element of the array names the role. */
+enum inst_role reply_parse_role(const redisReply *r);
+
+/*
+ * Classifies a hiredis context error (ERR is c->err, ERRSTR c->errstr) seen while connecting
+ * or talking. Returns PROBE_CONCLUSIVE for a refused connection or a missing unix socket,
+ * PROBE_FAILED otherwise, with a short cause in REASON ("connection refused", "no such
+ * socket", "protocol error", "connection lost", ...).
+ */
+enum probe_status reply_classify_error(int err, const char *errstr, char *reason, size_t len);
+
+#endif

@@ -1,0 +1,47 @@
+/* stats.h -- the stats socket: a non-blocking line-oriented unix stream server on the loop. */
+#ifndef SA_STATS_H
+#define SA_STATS_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+#define STATS_LINE_MAX     1024 /* longest accepted command line, LF excluded */
+#define STATS_MAX_CLIENTS  256  /* connections beyond this are accepted and closed at once */
+#define STATS_IDLE_TIMEOUT 10.0 /* seconds without progress before a client is closed */
+
+struct stats_server;
+
+/*
+ * Answers one command line CMD (without its LF) by appending the whole answer, which must
+ * end with an empty line, to OUT.
+ */
+typedef void (*stats_answer_fn)(void *ud, const char *cmd, struct sbuf *out);
+
+/* What the server has seen, for the agent's own counters. */
+struct stats_server_counters {
+    int clients;               /* connected now */
+    uint64_t clients_total;    /* accepted */
+    uint64_t clients_rejected; /* closed at once because STATS_MAX_CLIENTS were connected */
+    uint64_t commands;         /* lines answered */
+    uint64_t lines_too_long;
+    uint64_t idle_closed;
+};
+
+/*
+ * Listens on a unix stream socket at PATH with file mode MODE. A stale socket file (no
+ * process listening) is replaced; a live one is an error. Returns the server, owned by the
+ * caller, or NULL with the reason in ERR.
+ */
+struct stats_server *stats_listen(struct ev_loop *loop, const char *path, mode_t mode,
+                                  stats_answer_fn answer, void *ud, char *err, size_t errlen);
+
+/* Reads the server's counters. */
+void stats_get_counters(const struct stats_server *s, struct stats_server_counters *out);
+
+/* Closes every client and the listener, removes the socket file, frees S. NULL is allowed. */
+void stats_close(struct stats_server *s);
+
+#endif
