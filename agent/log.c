@@ -1,4 +1,5 @@
-/* log.c -- one line per event on stderr, "LEVEL component: message", with <N> prefixes under journald. */
+/* log.c -- one line per event on stderr, "LEVEL component: message", with <N> prefixes under
+ * journald. */
 #include "log.h"
 
 #include <stdarg.h>

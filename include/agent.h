@@ -51,6 +51,10 @@ struct agent {
     ev_signal sigint;
     ev_signal sighup;
     ev_timer shutdown_timer;
+    ev_timer watchdog; /* notify.c: WATCHDOG=1 pings, while the loop runs */
+    ev_timer status;   /* notify.c: STATUS= refresh */
+    char last_status[160];
+    int log_level_forced; /* -l given: reloads keep it */
     int stopping;
     int exit_code;
     int tilt_logged;
@@ -68,7 +72,10 @@ void agent_stop(struct agent *a);
 /* Releases everything the agent owns; the loop must have returned. */
 void agent_free(struct agent *a);
 
-/* Called by an instance when its state or role changed (the one place that logs and publishes). */
+/* Re-reads the config file and applies it as a diff (SIGHUP). */
+void agent_reload(struct agent *a);
+
+/* Called by an instance after its state or role changed (and was logged): publishes it. */
 void agent_instance_changed(struct agent *a, struct inst *inst, int what);
 
 #endif

@@ -32,10 +32,10 @@ struct conf_instance {
     TAILQ_ENTRY(conf_instance) link;
     char name[CONF_NAME_MAX + 1];
     char cluster[CONF_NAME_MAX + 1];
-    char *address;        /* as written in the file, for display */
+    char *address;         /* as written in the file, for display */
     struct conf_addr addr; /* resolved */
-    char *username;       /* NULL when not set */
-    char *password;       /* NULL when not set; never logged nor shown */
+    char *username;        /* NULL when not set */
+    char *password;        /* NULL when not set; never logged nor shown */
     int64_t interval_ms;
     int64_t timeout_ms;
     int rise;

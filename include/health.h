@@ -1,4 +1,5 @@
-/* health.h -- the per-instance health state machine: rise/fall hysteresis, conclusive failures, TILT. */
+/* health.h -- the per-instance health state machine: rise/fall hysteresis, conclusive failures,
+ * TILT. */
 #ifndef SA_HEALTH_H
 #define SA_HEALTH_H
 
@@ -20,9 +21,9 @@ enum probe_status {
 /* The outcome of one probe, filled by the probe module. */
 struct probe_result {
     enum probe_status status;
-    int role_known;      /* 1 if ROLE was answered during this probe */
-    enum inst_role role; /* valid when role_known */
-    int64_t latency_us;  /* round trip of the PING, when status is PROBE_OK */
+    int role_known;                 /* 1 if ROLE was answered during this probe */
+    enum inst_role role;            /* valid when role_known */
+    int64_t latency_us;             /* round trip of the PING, when status is PROBE_OK */
     char reason[HEALTH_REASON_MAX]; /* "" when ok, else "connection refused", "timeout", ... */
 };
 
@@ -33,9 +34,9 @@ struct health {
     enum inst_role observed_role; /* last role ROLE answered on the current connection */
     int consecutive_ok;
     int consecutive_fail;
-    int64_t since_ms;      /* wall time of the last state change; 0 before the first */
-    int64_t last_check_ms; /* wall time of the end of the last completed probe */
-    int64_t latency_us;    /* round trip of the last successful probe */
+    int64_t since_ms;               /* wall time of the last state change; 0 before the first */
+    int64_t last_check_ms;          /* wall time of the end of the last completed probe */
+    int64_t latency_us;             /* round trip of the last successful probe */
     char reason[HEALTH_REASON_MAX]; /* "" while up; the latest failure's cause otherwise */
 };
 

@@ -1,4 +1,5 @@
-/* instance.h -- one monitored Redis instance: its schedule, its probe link, its health, and the one place its state changes. */
+/* instance.h -- one monitored Redis instance: its schedule, its probe link, its health, and the one
+ * place its state changes. */
 #ifndef SA_INSTANCE_H
 #define SA_INSTANCE_H
 

@@ -1,4 +1,5 @@
-/* probe.h -- one AUTH/ROLE/PING exchange with one Redis instance over a persistent hiredis async link. */
+/* probe.h -- one AUTH/ROLE/PING exchange with one Redis instance over a persistent hiredis async
+ * link. */
 #ifndef SA_PROBE_H
 #define SA_PROBE_H
 
@@ -22,7 +23,8 @@ struct probe {
     redisAsyncContext *ac;
     int connected;      /* the connect callback said OK */
     int inflight;       /* a probe is running */
-    ev_tstamp started;  /* ev_now() when the running probe started */
+    ev_tstamp started;  /* ev_now() when the running probe started (deadline base) */
+    ev_tstamp t0;       /* ev_time() at the start, for the round trip */
     ev_tstamp role_due; /* ask ROLE again once ev_now() passes this */
     ev_timer deadline;
     /* per-probe scratch, reset at each start */

@@ -5,13 +5,13 @@
 #include <stdint.h>
 
 struct selfstat {
-    long threads;          /* /proc/self/status Threads: */
-    int64_t rss_bytes;     /* VmRSS */
+    long threads;           /* /proc/self/status Threads: */
+    int64_t rss_bytes;      /* VmRSS */
     int64_t rss_peak_bytes; /* VmHWM */
-    long fds;              /* entries of /proc/self/fd */
-    int64_t heap_bytes;    /* mallinfo2() uordblks + hblkhd */
-    double cpu_seconds;    /* user + system */
-    double start_time;     /* process start, Unix seconds */
+    long fds;               /* entries of /proc/self/fd */
+    int64_t heap_bytes;     /* mallinfo2() uordblks + hblkhd */
+    double cpu_seconds;     /* user + system */
+    double start_time;      /* process start, Unix seconds */
 };
 
 /* Fills S; fields that cannot be read are -1. */

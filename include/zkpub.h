@@ -1,4 +1,5 @@
-/* zkpub.h -- publishing instance states to ZooKeeper: session, containers, ephemeral nodes, watches. */
+/* zkpub.h -- publishing instance states to ZooKeeper: session, containers, ephemeral nodes,
+ * watches. */
 #ifndef SA_ZKPUB_H
 #define SA_ZKPUB_H
 

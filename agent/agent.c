@@ -1,0 +1,326 @@
+/* agent.c -- the agent context: starting, reloading and stopping everything it owns. */
+#include "agent.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "notify.h"
+#include "report.h"
+#include "stats.h"
+#include "util.h"
+#include "zkpub.h"
+
+const double agent_latency_bounds_us[AGENT_LATENCY_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+};
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents);
+static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+struct agent *
+agent_new(struct ev_loop *loop, struct conf *conf)
+{
+    struct agent *a = xcalloc(1, sizeof(*a));
+
+    a->loop = loop;
+    a->conf = conf;
+    TAILQ_INIT(&a->instances);
+    ev_signal_init(&a->sigterm, signal_cb, SIGTERM);
+    ev_signal_init(&a->sigint, signal_cb, SIGINT);
+    ev_signal_init(&a->sighup, signal_cb, SIGHUP);
+    a->sigterm.data = a->sigint.data = a->sighup.data = a;
+    ev_init(&a->shutdown_timer, shutdown_timeout_cb);
+    a->shutdown_timer.data = a;
+    ev_set_userdata(loop, a);
+    return a;
+}
+
+/*
+ * First probe of instance I of N: spread evenly over the interval so N probes do not fire in
+ * the same millisecond, plus up to a millisecond of jitter.
+ */
+static ev_tstamp
+spread_delay(const struct conf_instance *ci, int i, int n)
+{
+    double interval = (double)ci->interval_ms / 1000.0;
+    double jitter = (double)(random() % 1000) / 1e6;
+
+    return n > 0 ? interval * (double)i / (double)n + jitter : jitter;
+}
+
+static struct inst *
+add_instance(struct agent *a, const struct conf_instance *ci)
+{
+    struct inst *inst = inst_new(a, ci);
+
+    TAILQ_INSERT_TAIL(&a->instances, inst, link);
+    a->ninstances++;
+    return inst;
+}
+
+static void
+remove_instance(struct agent *a, struct inst *inst)
+{
+    if (a->zk != NULL)
+        zkpub_remove(a->zk, inst);
+    TAILQ_REMOVE(&a->instances, inst, link);
+    a->ninstances--;
+    inst_free(inst);
+}
+
+int
+agent_start(struct agent *a)
+{
+    char err[256];
+    struct conf_instance *ci;
+    int i = 0;
+
+    a->started_ms = util_wall_ms();
+    a->started_at = ev_now(a->loop);
+    srandom((unsigned)getpid() ^ (unsigned)a->started_ms);
+    a->stats = stats_listen(a->loop, a->conf->stats_socket, a->conf->stats_socket_mode,
+                            report_answer, a, err, sizeof(err));
+    if (a->stats == NULL) {
+        log_error("stats", "%s", err);
+        return -1;
+    }
+    ev_signal_start(a->loop, &a->sigterm);
+    ev_signal_start(a->loop, &a->sigint);
+    ev_signal_start(a->loop, &a->sighup);
+
+    TAILQ_FOREACH(ci, &a->conf->instances, link)
+    {
+        struct inst *inst = add_instance(a, ci);
+        inst_start(inst, spread_delay(ci, i++, a->conf->ninstances));
+    }
+    a->zk = zkpub_new(a);
+    notify_start(a);
+    notify_ready(a);
+    log_info("agent", "sentinel-agent %s started as %s: %d instance%s, stats socket %s", SA_VERSION,
+             a->conf->name, a->ninstances, a->ninstances == 1 ? "" : "s", a->conf->stats_socket);
+    return 0;
+}
+
+void
+agent_instance_changed(struct agent *a, struct inst *inst, int what)
+{
+    (void)what;
+    a->c.state_changes++;
+    if (a->zk != NULL && inst->health.state != INST_UNKNOWN)
+        zkpub_update(a->zk, inst);
+}
+
+/* ---- reload ---- */
+
+static int
+zk_settings_changed(const struct conf *o, const struct conf *n)
+{
+    return strcmp(o->zk_hosts, n->zk_hosts) != 0 || strcmp(o->zk_root, n->zk_root) != 0 ||
+           o->zk_session_timeout_ms != n->zk_session_timeout_ms ||
+           (o->zk_auth == NULL) != (n->zk_auth == NULL) ||
+           (o->zk_auth != NULL && strcmp(o->zk_auth, n->zk_auth) != 0) ||
+           strcmp(o->name, n->name) != 0;
+}
+
+static struct inst *
+find_inst(struct agent *a, const char *name)
+{
+    struct inst *inst;
+
+    TAILQ_FOREACH(inst, &a->instances, link)
+    if (strcmp(inst->conf->name, name) == 0)
+        return inst;
+    return NULL;
+}
+
+/* Moves the stats socket when its path changed, or fixes its mode. Keeps the old on failure. */
+static void
+reload_stats_socket(struct agent *a, const struct conf *o, const struct conf *n)
+{
+    char err[256];
+
+    if (strcmp(o->stats_socket, n->stats_socket) == 0) {
+        if (o->stats_socket_mode != n->stats_socket_mode &&
+            chmod(n->stats_socket, n->stats_socket_mode) < 0)
+            log_warn("stats", "cannot change the mode of %s", n->stats_socket);
+        return;
+    }
+    struct stats_server *s = stats_listen(a->loop, n->stats_socket, n->stats_socket_mode,
+                                          report_answer, a, err, sizeof(err));
+    if (s == NULL) {
+        log_error("stats", "%s; still listening on %s", err, o->stats_socket);
+        return;
+    }
+    stats_close(a->stats);
+    a->stats = s;
+}
+
+/*
+ * Applies a new valid config as a diff: instances that are gone stop and lose their node,
+ * changed ones restart, new ones start, unchanged ones keep their link, state and node.
+ * Changed ZooKeeper settings (or agent name) mean a new session.
+ */
+static void
+apply_conf(struct agent *a, struct conf *nc)
+{
+    struct conf *oc = a->conf;
+    struct inst *inst, *next;
+    struct conf_instance *ci;
+    int added = 0, removed = 0, changed = 0, i = 0;
+    int zk_changed = zk_settings_changed(oc, nc);
+
+    if (zk_changed && a->zk != NULL) {
+        log_info("zookeeper", "settings changed: opening a new session");
+        zkpub_free(a->zk);
+        a->zk = NULL;
+    }
+    for (inst = TAILQ_FIRST(&a->instances); inst != NULL; inst = next) {
+        next = TAILQ_NEXT(inst, link);
+        const struct conf_instance *nci = conf_find_instance(nc, inst->conf->name);
+        if (nci != NULL && conf_instance_equal(nci, inst->conf)) {
+            inst->conf = nci;
+            continue;
+        }
+        if (nci != NULL)
+            changed++;
+        else
+            removed++;
+        log_info(inst->logname, "%s by reload", nci ? "changed" : "removed");
+        remove_instance(a, inst);
+    }
+    reload_stats_socket(a, oc, nc);
+    if (!a->log_level_forced)
+        log_set_level(nc->log_level);
+    a->conf = nc;
+    conf_free(oc);
+
+    TAILQ_FOREACH(ci, &nc->instances, link)
+    {
+        i++;
+        if (find_inst(a, ci->name) != NULL)
+            continue;
+        inst = add_instance(a, ci);
+        inst_start(inst, spread_delay(ci, i, nc->ninstances));
+        added++;
+    }
+    changed = changed < added ? changed : added;
+    if (a->zk == NULL)
+        a->zk = zkpub_new(a);
+    log_info("agent", "configuration reloaded: %d instances (%d added, %d removed, %d changed)",
+             a->ninstances, added - changed, removed, changed);
+}
+
+void
+agent_reload(struct agent *a)
+{
+    struct conf_errors errs = {0};
+    struct conf *nc;
+
+    if (a->stopping)
+        return;
+    notify_reloading();
+    nc = conf_load(a->conf->path, &errs);
+    if (nc == NULL) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_error("config", "%s", errs.msg[i]);
+        log_error("config", "reload refused: %zu error%s, keeping the running configuration",
+                  errs.n, errs.n == 1 ? "" : "s");
+        a->c.config_reload_failures++;
+    } else {
+        apply_conf(a, nc);
+        a->c.config_reloads++;
+    }
+    conf_errors_free(&errs);
+    notify_ready(a);
+}
+
+/* ---- shutdown ---- */
+
+static void
+shutdown_finish(void *arg)
+{
+    struct agent *a = arg;
+
+    ev_timer_stop(a->loop, &a->shutdown_timer);
+    ev_signal_stop(a->loop, &a->sigterm);
+    ev_signal_stop(a->loop, &a->sigint);
+    ev_signal_stop(a->loop, &a->sighup);
+    notify_stop(a);
+    stats_close(a->stats);
+    a->stats = NULL;
+    log_info("agent", "stopped");
+    ev_break(a->loop, EVBREAK_ALL);
+}
+
+static void
+shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct agent *a = w->data;
+
+    (void)loop;
+    (void)revents;
+    log_warn("agent", "shutdown_timeout reached: exiting without waiting for ZooKeeper");
+    shutdown_finish(a);
+}
+
+void
+agent_stop(struct agent *a)
+{
+    struct inst *inst;
+
+    if (a->stopping)
+        return;
+    a->stopping = 1;
+    log_info("agent", "stopping");
+    notify_stopping(a);
+    TAILQ_FOREACH(inst, &a->instances, link)
+    inst_stop(inst);
+    ev_timer_set(&a->shutdown_timer, (double)a->conf->shutdown_timeout_ms / 1000.0, 0.);
+    ev_timer_start(a->loop, &a->shutdown_timer);
+    if (a->zk != NULL)
+        zkpub_shutdown(a->zk, shutdown_finish, a);
+    else
+        shutdown_finish(a);
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct agent *a = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (w->signum == SIGHUP) {
+        log_info("agent", "SIGHUP: reloading %s", a->conf->path);
+        agent_reload(a);
+        return;
+    }
+    agent_stop(a);
+}
+
+void
+agent_free(struct agent *a)
+{
+    struct inst *inst;
+
+    if (a == NULL)
+        return;
+    ev_timer_stop(a->loop, &a->shutdown_timer);
+    ev_signal_stop(a->loop, &a->sigterm);
+    ev_signal_stop(a->loop, &a->sigint);
+    ev_signal_stop(a->loop, &a->sighup);
+    notify_stop(a);
+    stats_close(a->stats);
+    zkpub_free(a->zk); /* before the instances: it detaches their nodes */
+    a->zk = NULL;
+    while ((inst = TAILQ_FIRST(&a->instances)) != NULL) {
+        TAILQ_REMOVE(&a->instances, inst, link);
+        inst_free(inst);
+    }
+    conf_free(a->conf);
+    free(a);
+}

@@ -1,0 +1,101 @@
+/* health.c -- the per-instance health state machine: rise/fall hysteresis, conclusive failures,
+ * TILT. */
+#include "health.h"
+
+#include <string.h>
+
+#include "util.h"
+
+static void
+set_state(struct health *h, enum inst_state s, int64_t now_ms)
+{
+    h->state = s;
+    h->since_ms = now_ms;
+}
+
+/*
+ * The rules, in order:
+ * 1. A timeout judged while the loop ran late (TILT) says nothing about the instance: ignore.
+ * 2. From unknown, the first completed probe decides: success up, failure down.
+ * 3. A refused connection or missing socket is conclusive: down at once.
+ * 4. Otherwise `rise` consecutive successes take down to up, `fall` failures up to down.
+ * The published role follows the observed role only while up; it is unknown otherwise.
+ */
+int
+health_record(struct health *h, const struct probe_result *r, int rise, int fall, int tilt,
+              int64_t now_ms)
+{
+    enum inst_state old_state = h->state;
+    enum inst_role old_role = h->role;
+    int ok = r->status == PROBE_OK;
+
+    if (tilt && r->status == PROBE_TIMEOUT)
+        return 0;
+
+    h->last_check_ms = now_ms;
+    if (r->role_known)
+        h->observed_role = r->role;
+    if (ok) {
+        h->consecutive_ok++;
+        h->consecutive_fail = 0;
+        h->latency_us = r->latency_us;
+    } else {
+        h->consecutive_fail++;
+        h->consecutive_ok = 0;
+        util_strlcpy(h->reason, r->reason, sizeof(h->reason));
+    }
+
+    if (h->state == INST_UNKNOWN) {
+        set_state(h, ok ? INST_UP : INST_DOWN, now_ms);
+    } else if (ok) {
+        if (h->state == INST_DOWN && h->consecutive_ok >= rise)
+            set_state(h, INST_UP, now_ms);
+    } else {
+        if (h->state == INST_UP && (r->status == PROBE_CONCLUSIVE || h->consecutive_fail >= fall))
+            set_state(h, INST_DOWN, now_ms);
+    }
+
+    if (h->state == INST_UP) {
+        h->reason[0] = '\0';
+        h->role = h->observed_role;
+    } else {
+        h->role = ROLE_UNKNOWN;
+    }
+
+    int what = 0;
+    if (h->state != old_state)
+        what |= HEALTH_STATE_CHANGED;
+    if (h->role != old_role)
+        what |= HEALTH_ROLE_CHANGED;
+    return what;
+}
+
+const char *
+health_state_name(enum inst_state s)
+{
+    switch (s) {
+    case INST_UP:
+        return "up";
+    case INST_DOWN:
+        return "down";
+    case INST_UNKNOWN:
+        break;
+    }
+    return "unknown";
+}
+
+const char *
+health_role_name(enum inst_role r)
+{
+    switch (r) {
+    case ROLE_MASTER:
+        return "master";
+    case ROLE_REPLICA:
+        return "replica";
+    case ROLE_SENTINEL:
+        return "sentinel";
+    case ROLE_UNKNOWN:
+        break;
+    }
+    return "unknown";
+}

@@ -1,0 +1,160 @@
+/* instance.c -- one monitored Redis instance: when it is probed, and the one place its state
+ * changes. */
+#include "instance.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+
+static void
+schedule_now(struct inst *inst)
+{
+    struct ev_loop *loop = inst->agent->loop;
+
+    ev_timer_stop(loop, &inst->period);
+    ev_timer_set(&inst->period, 0., (double)inst->conf->interval_ms / 1000.0);
+    ev_timer_start(loop, &inst->period);
+}
+
+/*
+ * A probe is due. At most one in flight per instance and at most max_inflight overall; a due
+ * probe that cannot start is counted as skipped and waits for the next period.
+ */
+static void
+period_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct inst *inst = w->data;
+    struct agent *a = inst->agent;
+
+    (void)loop;
+    (void)revents;
+    if (inst->probe.inflight || a->inflight >= a->conf->max_inflight) {
+        inst->probes_skipped++;
+        a->c.probes_skipped++;
+        return;
+    }
+    a->inflight++;
+    probe_start(inst);
+}
+
+static void
+count_latency(struct agent_counters *c, int64_t us)
+{
+    c->latency_count++;
+    c->latency_sum_us += (double)us;
+    for (int i = 0; i < AGENT_LATENCY_BUCKETS; i++)
+        if ((double)us <= agent_latency_bounds_us[i])
+            c->latency_bucket[i]++;
+}
+
+/* The probe module reports a completed probe (possibly from inside probe_start()). */
+static void
+probe_done(struct inst *inst, const struct probe_result *r, int tilt)
+{
+    struct agent *a = inst->agent;
+    int64_t now = util_wall_ms();
+
+    a->inflight--;
+    if (r->status == PROBE_OK) {
+        inst->probes_ok++;
+        a->c.probes_ok++;
+        count_latency(&a->c, r->latency_us);
+    } else {
+        inst->probes_failed++;
+        a->c.probes_failed++;
+        if (r->status == PROBE_TIMEOUT) {
+            inst->probes_timeout++;
+            a->c.probes_timeout++;
+        }
+    }
+    if (tilt && r->status == PROBE_TIMEOUT) {
+        a->c.probes_tilted++;
+        if (!a->tilt_logged) {
+            log_warn("agent", "the event loop ran late (stall or suspend): ignoring timeouts "
+                              "judged on that timing");
+            a->tilt_logged = 1;
+        }
+    } else if (r->status == PROBE_TIMEOUT) {
+        a->tilt_logged = 0;
+    }
+
+    enum inst_state old_state = inst->health.state;
+    enum inst_role old_role = inst->health.role;
+    int what = health_record(&inst->health, r, inst->conf->rise, inst->conf->fall, tilt, now);
+    if (what & HEALTH_STATE_CHANGED) {
+        if (inst->health.state == INST_DOWN)
+            log_info(inst->logname, "%s -> down (%s)", health_state_name(old_state),
+                     inst->health.reason);
+        else
+            log_info(inst->logname, "%s -> %s", health_state_name(old_state),
+                     health_state_name(inst->health.state));
+    }
+    if ((what & HEALTH_ROLE_CHANGED) && old_state == INST_UP && inst->health.state == INST_UP)
+        log_info(inst->logname, "role %s -> %s", health_role_name(old_role),
+                 health_role_name(inst->health.role));
+    if (what)
+        agent_instance_changed(a, inst, what);
+
+    /*
+     * A first failure of an instance still up is re-checked at once instead of a whole
+     * interval later (HAProxy's fastinter): detection costs fall x timeout, not fall x interval.
+     */
+    if (r->status != PROBE_OK && inst->health.state == INST_UP)
+        schedule_now(inst);
+}
+
+/* An idle link hit EOF: the Redis process likely died. Probe at once to learn it. */
+static void
+probe_eof(struct inst *inst)
+{
+    log_debug(inst->logname, "connection closed by the server, probing at once");
+    schedule_now(inst);
+}
+
+struct inst *
+inst_new(struct agent *a, const struct conf_instance *conf)
+{
+    static int callbacks_set;
+    struct inst *inst = xcalloc(1, sizeof(*inst));
+
+    if (!callbacks_set) {
+        probe_set_callbacks(probe_done, probe_eof);
+        callbacks_set = 1;
+    }
+    inst->agent = a;
+    inst->conf = conf;
+    snprintf(inst->logname, sizeof(inst->logname), "instance %s", conf->name);
+    ev_init(&inst->period, period_cb);
+    inst->period.data = inst;
+    probe_init(inst);
+    return inst;
+}
+
+void
+inst_start(struct inst *inst, ev_tstamp first_delay)
+{
+    ev_timer_set(&inst->period, first_delay, (double)inst->conf->interval_ms / 1000.0);
+    ev_timer_start(inst->agent->loop, &inst->period);
+}
+
+void
+inst_stop(struct inst *inst)
+{
+    ev_timer_stop(inst->agent->loop, &inst->period);
+    if (inst->probe.inflight)
+        inst->agent->inflight--;
+    probe_close(inst);
+}
+
+void
+inst_free(struct inst *inst)
+{
+    if (inst == NULL)
+        return;
+    inst_stop(inst);
+    probe_free(inst);
+    free(inst);
+}

@@ -1,0 +1,335 @@
+/* probe.c -- one AUTH/ROLE/PING exchange with one Redis instance over a persistent hiredis async
+ * link. */
+#include "probe.h"
+
+#include <string.h>
+#include <sys/socket.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include <hiredis/adapters/libev.h>
+#pragma GCC diagnostic pop
+
+#include "agent.h"
+#include "instance.h"
+#include "log.h"
+#include "reply.h"
+#include "util.h"
+
+#define PROBE_ROLE_PERIOD 10.0 /* seconds between ROLE queries on one connection */
+
+/* Commands without arguments, formatted once for every instance. */
+static const char cmd_ping[] = "*1\r\n$4\r\nPING\r\n";
+static const char cmd_role[] = "*1\r\n$4\r\nROLE\r\n";
+
+static probe_done_fn done_cb;
+static probe_eof_fn eof_cb;
+
+void
+probe_set_callbacks(probe_done_fn done, probe_eof_fn eof)
+{
+    done_cb = done;
+    eof_cb = eof;
+}
+
+static struct ev_loop *
+inst_loop(const struct inst *inst)
+{
+    return inst->agent->loop;
+}
+
+/*
+ * Drops the link. ac->data is cleared first so that the callbacks hiredis runs while
+ * freeing (queued replies with NULL, the disconnect callback) know the link is abandoned.
+ * Inside a reply callback hiredis defers the free until the callback returns.
+ */
+static void
+link_drop(struct probe *p)
+{
+    redisAsyncContext *ac = p->ac;
+
+    if (ac == NULL)
+        return;
+    p->ac = NULL;
+    p->connected = 0;
+    ac->data = NULL;
+    redisAsyncFree(ac);
+}
+
+/* Ends the running probe and reports it. */
+static void
+probe_finish(struct inst *inst, const struct probe_result *r, int tilt)
+{
+    struct probe *p = &inst->probe;
+
+    ev_timer_stop(inst_loop(inst), &p->deadline);
+    p->inflight = 0;
+    done_cb(inst, r, tilt);
+}
+
+static void
+fail_with_context_error(struct inst *inst, const redisContext *c)
+{
+    struct probe_result r = {0};
+
+    r.status = reply_classify_error(c->err, c->errstr, r.reason, sizeof(r.reason));
+    probe_finish(inst, &r, 0);
+}
+
+/* The link is being torn down by hiredis (NULL reply): forget it, and fail the probe. */
+static void
+link_lost(struct inst *inst, redisAsyncContext *ac)
+{
+    struct probe *p = &inst->probe;
+
+    p->ac = NULL; /* hiredis frees it once its callbacks return */
+    p->connected = 0;
+    if (p->inflight)
+        fail_with_context_error(inst, &ac->c);
+}
+
+/* Returns the instance a callback belongs to, or NULL if its link was abandoned. */
+static struct inst *
+live_inst(const redisAsyncContext *ac, void *privdata)
+{
+    struct inst *inst = privdata;
+
+    if (ac->data == NULL || inst == NULL || inst->probe.ac != ac)
+        return NULL;
+    return inst;
+}
+
+static void
+connect_cb(const redisAsyncContext *ac, int status)
+{
+    struct inst *inst = ac->data;
+
+    if (inst == NULL || inst->probe.ac != ac)
+        return;
+    if (status == REDIS_OK) {
+        inst->probe.connected = 1;
+        return;
+    }
+    /* hiredis frees the context after we return; ac->err is not set yet, c.err is. */
+    inst->probe.ac = NULL;
+    if (inst->probe.inflight)
+        fail_with_context_error(inst, &ac->c);
+}
+
+static void
+disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    struct inst *inst = ac->data;
+
+    (void)status;
+    if (inst == NULL || inst->probe.ac != ac)
+        return;
+    inst->probe.ac = NULL;
+    inst->probe.connected = 0;
+    if (inst->probe.inflight) {
+        fail_with_context_error(inst, &ac->c);
+        return;
+    }
+    /* An idle link hit EOF: the server probably died. Let the owner probe at once. */
+    eof_cb(inst);
+}
+
+static void
+auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct inst *inst = live_inst(ac, privdata);
+
+    if (inst == NULL)
+        return;
+    if (reply == NULL) {
+        link_lost(inst, ac);
+        return;
+    }
+    inst->probe.auth_failed = reply_auth_failed(reply);
+}
+
+static void
+role_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct inst *inst = live_inst(ac, privdata);
+
+    if (inst == NULL)
+        return;
+    if (reply == NULL) {
+        link_lost(inst, ac);
+        return;
+    }
+    inst->probe.role = reply_parse_role(reply);
+    inst->probe.role_known = 1;
+    inst->probe.role_due = ev_now(inst_loop(inst)) + PROBE_ROLE_PERIOD;
+}
+
+static void
+ping_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct inst *inst = live_inst(ac, privdata);
+    struct probe *p;
+    struct probe_result r = {0};
+
+    if (inst == NULL)
+        return;
+    if (reply == NULL) {
+        link_lost(inst, ac);
+        return;
+    }
+    p = &inst->probe;
+    r.status = reply_classify_ping(reply, r.reason, sizeof(r.reason));
+    if (p->auth_failed) {
+        r.status = PROBE_FAILED;
+        util_strlcpy(r.reason, "auth failed", sizeof(r.reason));
+        /* A refused AUTH leaves the link unauthenticated: start over on a new one. */
+        link_drop(p);
+    }
+    if (r.status == PROBE_OK) {
+        double rtt = ev_time() - p->t0;
+        r.latency_us = rtt > 0 ? (int64_t)(rtt * 1e6) : 0;
+    }
+    r.role_known = p->role_known;
+    r.role = p->role;
+    probe_finish(inst, &r, 0);
+}
+
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct inst *inst = w->data;
+    struct probe *p = &inst->probe;
+    struct probe_result r = {0};
+
+    (void)revents;
+    /*
+     * A deadline that fires more than two intervals late says the loop itself stalled
+     * (suspend, SIGSTOP): the timeout was judged on bad timing and must not move state.
+     */
+    double late = ev_now(loop) - (p->started + (double)inst->conf->timeout_ms / 1000.0);
+    int tilt = late > 2.0 * (double)inst->conf->interval_ms / 1000.0;
+
+    link_drop(p);
+    r.status = PROBE_TIMEOUT;
+    util_strlcpy(r.reason, "timeout", sizeof(r.reason));
+    probe_finish(inst, &r, tilt);
+}
+
+void
+probe_init(struct inst *inst)
+{
+    struct probe *p = &inst->probe;
+    const struct conf_instance *ci = inst->conf;
+
+    memset(p, 0, sizeof(*p));
+    ev_init(&p->deadline, deadline_cb);
+    p->deadline.data = inst;
+    if (ci->password != NULL) {
+        /* Arguments, never splicing: the secret is not a format string. */
+        p->cmd_auth_len = ci->username ? redisFormatCommand(&p->cmd_auth, "AUTH %s %s",
+                                                            ci->username, ci->password)
+                                       : redisFormatCommand(&p->cmd_auth, "AUTH %s", ci->password);
+        if (p->cmd_auth_len < 0) {
+            log_error(inst->logname, "cannot format AUTH");
+            abort();
+        }
+    }
+}
+
+/* Opens the link; returns 0, or -1 with the failure in R. */
+static int
+link_open(struct inst *inst, struct probe_result *r)
+{
+    struct probe *p = &inst->probe;
+    const struct conf_addr *a = &inst->conf->addr;
+    redisAsyncContext *ac;
+
+    ac =
+        a->family == AF_UNIX ? redisAsyncConnectUnix(a->path) : redisAsyncConnect(a->host, a->port);
+    if (ac == NULL) {
+        r->status = PROBE_FAILED;
+        util_strlcpy(r->reason, "out of memory", sizeof(r->reason));
+        return -1;
+    }
+    if (ac->err) {
+        r->status = reply_classify_error(ac->err, ac->errstr, r->reason, sizeof(r->reason));
+        redisAsyncFree(ac);
+        return -1;
+    }
+    if (redisLibevAttach(inst_loop(inst), ac) != REDIS_OK) {
+        redisAsyncFree(ac);
+        r->status = PROBE_FAILED;
+        util_strlcpy(r->reason, "cannot attach to the event loop", sizeof(r->reason));
+        return -1;
+    }
+    ac->data = inst;
+    redisAsyncSetConnectCallback(ac, connect_cb);
+    redisAsyncSetDisconnectCallback(ac, disconnect_cb);
+    p->ac = ac;
+    p->connected = 0;
+    p->role_due = 0; /* a new link asks ROLE */
+    return 0;
+}
+
+void
+probe_start(struct inst *inst)
+{
+    struct probe *p = &inst->probe;
+    struct probe_result r = {0};
+    int fresh = 0;
+
+    p->inflight = 1;
+    p->started = ev_now(inst_loop(inst));
+    p->t0 = ev_time();
+    p->auth_failed = 0;
+    p->role_known = 0;
+    if (p->ac == NULL) {
+        if (link_open(inst, &r) < 0) {
+            p->inflight = 0;
+            done_cb(inst, &r, 0);
+            return;
+        }
+        fresh = 1;
+    }
+    ev_timer_set(&p->deadline, (double)inst->conf->timeout_ms / 1000.0, 0.);
+    ev_timer_start(inst_loop(inst), &p->deadline);
+
+    int rc = REDIS_OK;
+    if (fresh && p->cmd_auth != NULL)
+        rc = redisAsyncFormattedCommand(p->ac, auth_cb, inst, p->cmd_auth, (size_t)p->cmd_auth_len);
+    if (rc == REDIS_OK && p->started >= p->role_due)
+        rc = redisAsyncFormattedCommand(p->ac, role_cb, inst, cmd_role, sizeof(cmd_role) - 1);
+    if (rc == REDIS_OK)
+        rc = redisAsyncFormattedCommand(p->ac, ping_cb, inst, cmd_ping, sizeof(cmd_ping) - 1);
+    if (rc != REDIS_OK) {
+        /* The link is closing; the callbacks queued so far are abandoned with it. */
+        link_drop(p);
+        r.status = PROBE_FAILED;
+        util_strlcpy(r.reason, "connection lost", sizeof(r.reason));
+        probe_finish(inst, &r, 0);
+    }
+}
+
+void
+probe_close(struct inst *inst)
+{
+    struct probe *p = &inst->probe;
+
+    ev_timer_stop(inst_loop(inst), &p->deadline);
+    p->inflight = 0;
+    link_drop(p);
+}
+
+void
+probe_free(struct inst *inst)
+{
+    struct probe *p = &inst->probe;
+
+    probe_close(inst);
+    if (p->cmd_auth != NULL) {
+        explicit_bzero(p->cmd_auth, (size_t)p->cmd_auth_len);
+        redisFreeCommand(p->cmd_auth);
+        p->cmd_auth = NULL;
+    }
+}

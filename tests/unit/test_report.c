@@ -1,0 +1,242 @@
+/* test_report.c -- the JSON documents and metrics the agent renders, parsed back with jansson. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "agent.h"
+#include "report.h"
+
+static const char conf_text[] = "[agent]\n"
+                                "name = host\"01\n"
+                                "stats_socket = /tmp/sa-test-report.sock\n"
+                                "[zookeeper]\n"
+                                "hosts = 127.0.0.1:1\n"
+                                "[instance cache-a]\n"
+                                "address = 127.0.0.1:6379\n"
+                                "cluster = cache\n"
+                                "password = hunter2secret\n";
+
+struct fixture {
+    struct ev_loop *loop;
+    struct agent *a;
+    struct inst *inst;
+};
+
+static int
+setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct conf_errors errs = {0};
+    struct conf *conf = conf_load_string("test.conf", conf_text, &errs);
+
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msg[i]);
+    assert_non_null(conf);
+    conf_errors_free(&errs);
+    f->loop = ev_loop_new(EVFLAG_AUTO);
+    f->a = agent_new(f->loop, conf);
+    f->inst = inst_new(f->a, TAILQ_FIRST(&conf->instances));
+    TAILQ_INSERT_TAIL(&f->a->instances, f->inst, link);
+    f->a->ninstances = 1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    agent_free(f->a);
+    ev_loop_destroy(f->loop);
+    free(f);
+    return 0;
+}
+
+static json_t *
+parse(const struct sbuf *sb)
+{
+    json_error_t err;
+    json_t *j = json_loads(sb->buf, 0, &err);
+    if (j == NULL)
+        fail_msg("bad JSON: %s in %s", err.text, sb->buf);
+    return j;
+}
+
+static void
+status_doc_escapes_everything(void **state)
+{
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+    struct health *h = &f->inst->health;
+
+    h->state = INST_DOWN;
+    h->since_ms = 1700000000123;
+    strcpy(h->reason, "error: ERR \"quoted\" \\ back\x01slash");
+    report_status_doc(f->inst, "agent\"x\xff", &sb);
+    json_t *j = parse(&sb);
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "cache-a");
+    assert_string_equal(json_string_value(json_object_get(j, "cluster")), "cache");
+    assert_string_equal(json_string_value(json_object_get(j, "address")), "127.0.0.1:6379");
+    assert_string_equal(json_string_value(json_object_get(j, "agent")), "agent\"x?");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "down");
+    assert_string_equal(json_string_value(json_object_get(j, "role")), "unknown");
+    assert_int_equal(json_integer_value(json_object_get(j, "since_ms")), 1700000000123);
+    assert_non_null(json_object_get(j, "latency_us"));
+    assert_string_equal(json_string_value(json_object_get(j, "reason")),
+                        "error: ERR \"quoted\" \\ back\x01slash");
+    assert_int_equal(json_object_size(j), 9);
+    json_decref(j);
+    sbuf_free(&sb);
+}
+
+static void
+stats_has_every_field(void **state)
+{
+    static const char *const fields[] = {
+        "version",
+        "pid",
+        "uptime_s",
+        "threads",
+        "rss_bytes",
+        "heap_bytes",
+        "fds",
+        "instances",
+        "probes_total",
+        "probes_ok",
+        "probes_failed",
+        "probes_timeout",
+        "probes_inflight",
+        "max_inflight",
+        "probes_skipped",
+        "zk_state",
+        "zk_session_id",
+        "zk_writes_ok",
+        "zk_writes_failed",
+        "zk_pending",
+        "zk_watches",
+        "zk_reconnects",
+        "zk_sessions_expired",
+        "config_reloads",
+        "config_reload_failures",
+    };
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+
+    f->a->c.probes_ok = 7;
+    f->a->c.probes_failed = 3;
+    f->a->c.probes_timeout = 2;
+    report_stats_json(f->a, &sb);
+    assert_null(strchr(sb.buf, '\n'));
+    json_t *j = parse(&sb);
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (json_object_get(j, fields[i]) == NULL)
+            fail_msg("stats lacks %s", fields[i]);
+    assert_int_equal(json_integer_value(json_object_get(j, "probes_total")), 10);
+    assert_int_equal(json_integer_value(json_object_get(j, "instances")), 1);
+    assert_true(json_integer_value(json_object_get(j, "threads")) >= 1);
+    assert_true(json_integer_value(json_object_get(j, "rss_bytes")) > 0);
+    assert_true(json_integer_value(json_object_get(j, "fds")) > 0);
+    assert_true(json_integer_value(json_object_get(j, "heap_bytes")) > 0);
+    assert_string_equal(json_string_value(json_object_get(j, "zk_state")), "closed");
+    json_decref(j);
+    sbuf_free(&sb);
+}
+
+static void
+instances_and_no_secrets(void **state)
+{
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+
+    report_instances_json(f->a, &sb);
+    json_t *j = parse(&sb);
+    assert_true(json_is_array(j));
+    assert_int_equal(json_array_size(j), 1);
+    json_t *o = json_array_get(j, 0);
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "unknown");
+    assert_true(json_is_boolean(json_object_get(o, "published")));
+    static const char *const fields[] = {
+        "name",           "cluster",          "address",       "state",
+        "role",           "since_ms",         "last_check_ms", "latency_us",
+        "consecutive_ok", "consecutive_fail", "reason",        "published",
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (json_object_get(o, fields[i]) == NULL)
+            fail_msg("instance lacks %s", fields[i]);
+    json_decref(j);
+
+    sbuf_reset(&sb);
+    report_answer(f->a, "stats", &sb);
+    report_answer(f->a, "instances", &sb);
+    report_answer(f->a, "metrics", &sb);
+    assert_null(strstr(sb.buf, "hunter2secret"));
+    sbuf_free(&sb);
+}
+
+static void
+answers_end_with_empty_line(void **state)
+{
+    static const char *const cmds[] = {"help", "stats", "instances", "metrics", "bogus \"x\""};
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        sbuf_reset(&sb);
+        report_answer(f->a, cmds[i], &sb);
+        assert_true(sb.len >= 2);
+        assert_memory_equal(sb.buf + sb.len - 2, "\n\n", 2);
+        assert_null(strstr(sb.buf, "\n\n\n"));
+        assert_true(strstr(sb.buf, "\n\n") == sb.buf + sb.len - 2);
+    }
+    sbuf_reset(&sb);
+    report_answer(f->a, "bogus \"x\"", &sb);
+    json_t *j = json_loads(sb.buf, JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "error")),
+                        "unknown command: bogus \"x\"");
+    json_decref(j);
+    sbuf_free(&sb);
+}
+
+static void
+metrics_format(void **state)
+{
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+
+    f->inst->health.state = INST_UP;
+    report_metrics(f->a, &sb);
+    assert_non_null(strstr(sb.buf, "# TYPE process_resident_memory_bytes gauge\n"));
+    assert_non_null(strstr(sb.buf, "# TYPE sentinel_agent_probes_total counter\n"));
+    assert_non_null(strstr(sb.buf, "sentinel_agent_instance_up{name=\"cache-a\",cluster=\"cache\","
+                                   "address=\"127.0.0.1:6379\"} 1\n"));
+    assert_non_null(
+        strstr(sb.buf, "sentinel_agent_probe_duration_seconds_bucket{le=\"+Inf\"} 0\n"));
+    /* every line is a comment or "name[{labels}] value" */
+    for (char *line = sb.buf; *line; line = strchr(line, '\n') + 1) {
+        if (line[0] == '#')
+            continue;
+        char *sp = strrchr(strndupa(line, (size_t)(strchr(line, '\n') - line)), ' ');
+        assert_non_null(sp);
+    }
+    sbuf_free(&sb);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(status_doc_escapes_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(stats_has_every_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(instances_and_no_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(answers_end_with_empty_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_format, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
