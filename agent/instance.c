@@ -106,10 +106,20 @@ probe_done(struct inst *inst, const struct probe_result *r, int tilt)
         schedule_now(inst);
 }
 
-/* An idle link hit EOF: the Redis process likely died. Probe at once to learn it. */
+/*
+ * An idle link hit EOF: the Redis process likely died. Probe at once to learn it, but at most
+ * once per interval, so a server that closes every connection it accepts cannot make us spin.
+ */
 static void
 probe_eof(struct inst *inst)
 {
+    ev_tstamp now = ev_now(inst->agent->loop);
+
+    if (now - inst->last_eof_probe < (double)inst->conf->interval_ms / 1000.0) {
+        log_debug(inst->logname, "connection closed by the server again");
+        return;
+    }
+    inst->last_eof_probe = now;
     log_debug(inst->logname, "connection closed by the server, probing at once");
     schedule_now(inst);
 }
