@@ -325,10 +325,19 @@ report_metrics(struct agent *a, struct sbuf *out)
 }
 
 void
-report_answer(void *ud, const char *cmd, struct sbuf *out)
+report_answer(void *ud, const char *line, struct sbuf *out)
 {
     struct agent *a = ud;
+    char cmd[STATS_LINE_MAX + 1];
+    size_t n;
 
+    /* Surrounding blanks are not part of the command ("stats " is stats). */
+    while (*line == ' ' || *line == '\t')
+        line++;
+    util_strlcpy(cmd, line, sizeof(cmd));
+    n = strlen(cmd);
+    while (n > 0 && (cmd[n - 1] == ' ' || cmd[n - 1] == '\t'))
+        cmd[--n] = '\0';
     if (strcmp(cmd, "help") == 0) {
         sbuf_adds(out, help_text);
         sbuf_adds(out, "\n");

@@ -175,6 +175,10 @@ client_answer(struct stats_client *c, char *line, size_t len)
         line[--len] = '\0';
     if (len == 0)
         return;
+    /* A NUL inside the line would cut the command short: make it visible as '?' instead. */
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == '\0')
+            line[i] = '?';
     s->answer(s->ud, line, &c->out);
     s->ctr.commands++;
 }
