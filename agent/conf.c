@@ -1,0 +1,1201 @@
+/* conf.c -- parse and validate the INI configuration into a struct conf, collecting every error. */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "util.h"
+
+#define DEF_INTERVAL_MS   1000
+#define DEF_TIMEOUT_MS    500
+#define DEF_RISE          2
+#define DEF_FALL          2
+#define DEF_MAX_INFLIGHT  1024
+#define DEF_STATS_SOCKET  "/run/sentinel-agent/stats.sock"
+#define DEF_STATS_MODE    0660
+#define DEF_LOG_LEVEL     LOGL_INFO
+#define DEF_SHUTDOWN_MS   5000
+#define DEF_ZK_ROOT       "/sentinel-agent"
+#define DEF_ZK_SESSION_MS 10000
+#define DEF_CLUSTER       "default"
+#define DURATION_MAX_MS   (24LL * 3600 * 1000) /* far above every range, far below overflow */
+#define MS_MIN            (60LL * 1000)
+#define MS_H              (60 * MS_MIN)
+#define INTERVAL_MIN_MS   100
+#define INTERVAL_MAX_MS   MS_H
+#define TIMEOUT_MIN_MS    10
+#define SHUTDOWN_MIN_MS   100
+#define SHUTDOWN_MAX_MS   (10 * MS_MIN)
+#define SESSION_MIN_MS    1000
+#define SESSION_MAX_MS    (10 * MS_MIN)
+#define COUNT_MAX         100
+#define INFLIGHT_MAX      1000000
+#define MAX_KEYS          16
+#define BAD_LINE_MSG      "expected '[section]' or 'key = value'"
+
+enum sect { SECT_NONE, SECT_AGENT, SECT_ZK, SECT_INSTANCE, SECT_SKIP };
+
+enum agent_key {
+    AK_NAME,
+    AK_INTERVAL,
+    AK_TIMEOUT,
+    AK_RISE,
+    AK_FALL,
+    AK_MAX_INFLIGHT,
+    AK_STATS_SOCKET,
+    AK_STATS_MODE,
+    AK_LOG_LEVEL,
+    AK_SHUTDOWN,
+    AK_METRICS,
+    AK_COUNT
+};
+static const char *const agent_keys[AK_COUNT] = {
+    "name",      "interval",         "timeout",        "rise",
+    "fall",      "max_inflight",     "stats_socket",   "stats_socket_mode",
+    "log_level", "shutdown_timeout", "metrics_listen",
+};
+
+enum zk_key { ZK_HOSTS, ZK_ROOT, ZK_SESSION, ZK_AUTH, ZK_COUNT };
+static const char *const zk_keys[ZK_COUNT] = {"hosts", "root", "session_timeout", "auth"};
+
+enum inst_key {
+    IK_ADDRESS,
+    IK_CLUSTER,
+    IK_USERNAME,
+    IK_PASSWORD,
+    IK_INTERVAL,
+    IK_TIMEOUT,
+    IK_RISE,
+    IK_FALL,
+    IK_COUNT
+};
+static const char *const inst_keys[IK_COUNT] = {
+    "address", "cluster", "username", "password", "interval", "timeout", "rise", "fall",
+};
+
+/* Where each key of a section was given (0: not given) and whether its value was rejected. */
+struct keyset {
+    int line[MAX_KEYS];
+    bool bad[MAX_KEYS];
+};
+
+/* An [instance NAME] section while parsing; DISCARD ones are validated, then dropped. */
+struct pinst {
+    struct conf_instance *ci;
+    struct keyset ks;
+    bool discard;
+};
+
+struct perr {
+    int line; /* 0: the file as a whole */
+    size_t seq;
+    char *msg;
+};
+
+/* Everything one load needs; the reader and the handler share it through inih's pointers. */
+struct parser {
+    const char *file;
+    struct conf *conf;
+    struct perr *errs;
+    size_t nerrs, caperrs;
+    /* input: a FILE or a string, read a whole physical line at a time */
+    FILE *fp;
+    const char *text;
+    size_t pos;
+    char *buf;
+    size_t bufcap;
+    int lineno;
+    int read_errno;
+    /* sections */
+    enum sect sect;
+    int agent_line, zk_line;
+    struct keyset agent_ks, zk_ks;
+    struct pinst *insts;
+    size_t ninsts, capinsts;
+};
+
+static void perr_add(struct parser *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static char *
+vstrprintf(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    int n;
+    char *s;
+
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        n = 0;
+    s = xmalloc((size_t)n + 1);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+static void
+perr_add(struct parser *p, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (p->nerrs == p->caperrs) {
+        p->caperrs = p->caperrs ? 2 * p->caperrs : 8;
+        p->errs = xrealloc(p->errs, p->caperrs * sizeof(*p->errs));
+    }
+    va_start(ap, fmt);
+    p->errs[p->nerrs].msg = vstrprintf(fmt, ap);
+    va_end(ap);
+    p->errs[p->nerrs].line = line;
+    p->errs[p->nerrs].seq = p->nerrs;
+    p->nerrs++;
+}
+
+static int
+perr_cmp(const void *a, const void *b)
+{
+    const struct perr *x = a, *y = b;
+
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Moves the collected errors, sorted by line, into ERRS as "FILE:LINE: error: MSG". */
+static void
+perr_flush(struct parser *p, struct conf_errors *errs)
+{
+    qsort(p->errs, p->nerrs, sizeof(*p->errs), perr_cmp);
+    errs->msg = xrealloc(errs->msg, (errs->n + p->nerrs) * sizeof(*errs->msg));
+    for (size_t i = 0; i < p->nerrs; i++) {
+        struct sbuf sb = {0};
+        if (p->errs[i].line > 0)
+            sbuf_printf(&sb, "%s:%d: error: %s", p->file, p->errs[i].line, p->errs[i].msg);
+        else
+            sbuf_printf(&sb, "%s: error: %s", p->file, p->errs[i].msg);
+        errs->msg[errs->n++] = sb.buf;
+        free(p->errs[i].msg);
+    }
+    free(p->errs);
+    p->errs = NULL;
+    p->nerrs = p->caperrs = 0;
+}
+
+/* ---- value checks shared by several keys ---- */
+
+/* Parses a decimal integer without sign or spaces, at most MAX. */
+static int
+parse_uint(const char *s, int64_t max, int64_t *out)
+{
+    int64_t v = 0;
+
+    if (*s == '\0')
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (*s - '0');
+        if (v > max)
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static const char *
+fmt_ms(char *buf, size_t len, int64_t ms)
+{
+    if (ms > 0 && ms % MS_MIN == 0)
+        snprintf(buf, len, "%lldm", (long long)(ms / MS_MIN));
+    else if (ms > 0 && ms % 1000 == 0)
+        snprintf(buf, len, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(buf, len, "%lldms", (long long)ms);
+    return buf;
+}
+
+static bool
+valid_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    /* "." and ".." match the character set but cannot be ZooKeeper node names */
+    if (n < 1 || n > CONF_NAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int
+get_duration(struct parser *p, const char *key, const char *v, int64_t min, int64_t max,
+             int64_t *out)
+{
+    char a[32], b[32];
+    int64_t ms;
+
+    if (conf_parse_duration(v, &ms) < 0) {
+        perr_add(p, p->lineno, "bad duration \"%s\" for %s (e.g. 500ms, 2s, 1m)", v, key);
+        return -1;
+    }
+    if (ms < min || ms > max) {
+        perr_add(p, p->lineno, "%s \"%s\" out of range (%s..%s)", key, v, fmt_ms(a, sizeof(a), min),
+                 fmt_ms(b, sizeof(b), max));
+        return -1;
+    }
+    *out = ms;
+    return 0;
+}
+
+static int
+get_int(struct parser *p, const char *key, const char *v, int64_t min, int64_t max, int *out)
+{
+    int64_t n;
+
+    if (parse_uint(v, INT_MAX, &n) < 0) {
+        perr_add(p, p->lineno, "bad number \"%s\" for %s", v, key);
+        return -1;
+    }
+    if (n < min || n > max) {
+        perr_add(p, p->lineno, "%s %lld out of range (%lld..%lld)", key, (long long)n,
+                 (long long)min, (long long)max);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+/* Checks an agent name: it becomes one ZooKeeper node name. Returns NULL or the reason. */
+static const char *
+agent_name_problem(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n < 1 || n > CONF_AGENT_MAX)
+        return "must be 1..255 characters";
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return "must not be \".\" or \"..\"";
+    for (; *s; s++) {
+        if (*s == '/')
+            return "must not contain '/'";
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return "must be printable ASCII";
+    }
+    return NULL;
+}
+
+/* Checks a ZooKeeper connect string "host:port,host:port"; writes the reason into ERR. */
+static int
+check_zk_hosts(const char *s, char *err, size_t errlen)
+{
+    const char *p = s;
+
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        const char *colon = NULL, *why = NULL;
+        char port[8];
+        int64_t n;
+
+        for (size_t i = 0; i < len; i++) {
+            if (isspace((unsigned char)p[i]))
+                why = "spaces are not allowed";
+            if (p[i] == ':')
+                colon = p + i;
+        }
+        if (len == 0)
+            why = "empty entry";
+        else if (why == NULL && colon == NULL)
+            why = "missing port";
+        else if (why == NULL && (colon == p || (colon == p + 2 && p[0] == '[' && p[1] == ']')))
+            why = "empty host";
+        else if (why == NULL) {
+            size_t plen = (size_t)(p + len - colon - 1);
+            if (plen == 0 || plen >= sizeof(port))
+                why = "bad port";
+            else {
+                memcpy(port, colon + 1, plen);
+                port[plen] = '\0';
+                if (parse_uint(port, 65535, &n) < 0 || n < 1)
+                    why = "bad port";
+            }
+        }
+        if (why) {
+            snprintf(err, errlen, "bad hosts entry \"%.*s\": %s (expected host:port,...)", (int)len,
+                     p, why);
+            return -1;
+        }
+        if (p[len] == '\0')
+            return 0;
+        p += len + 1;
+    }
+}
+
+static const char *
+zk_root_problem(const char *s)
+{
+    if (s[0] != '/')
+        return "must be an absolute path";
+    if (s[1] == '\0')
+        return "must not be \"/\"";
+    for (const char *c = s; *c; c++) {
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c > 0x7e)
+            return "must be printable ASCII without spaces";
+    }
+    /* each component starts after a '/' */
+    for (const char *c = s; *c; c += 1 + strcspn(c + 1, "/")) {
+        size_t n = strcspn(c + 1, "/");
+        if (n == 0)
+            return c[1] == '\0' ? "must not end with '/'" : "must not contain empty components";
+        if ((n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
+            return "must not contain \".\" or \"..\" components";
+    }
+    return NULL;
+}
+
+/* Parses an octal file mode of at most 0777. */
+static int
+parse_mode(const char *s, mode_t *out)
+{
+    unsigned v = 0;
+
+    if (*s == '\0')
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '7')
+            return -1;
+        v = v * 8 + (unsigned)(*s - '0');
+        if (v > 0777)
+            return -1;
+    }
+    *out = (mode_t)v;
+    return 0;
+}
+
+/* ---- section headers, seen by the reader ---- */
+
+static struct pinst *
+cur_inst(struct parser *p)
+{
+    return &p->insts[p->ninsts - 1];
+}
+
+static void
+begin_instance(struct parser *p, const char *name)
+{
+    struct pinst *pi;
+
+    if (p->ninsts == p->capinsts) {
+        p->capinsts = p->capinsts ? 2 * p->capinsts : 8;
+        p->insts = xrealloc(p->insts, p->capinsts * sizeof(*p->insts));
+    }
+    pi = &p->insts[p->ninsts++];
+    memset(pi, 0, sizeof(*pi));
+    pi->ci = xcalloc(1, sizeof(*pi->ci));
+    util_strlcpy(pi->ci->name, name, sizeof(pi->ci->name));
+    util_strlcpy(pi->ci->cluster, DEF_CLUSTER, sizeof(pi->ci->cluster));
+    pi->ci->line = p->lineno;
+    p->sect = SECT_INSTANCE;
+
+    if (!valid_name(name)) {
+        perr_add(p, p->lineno, "bad instance name \"%s\" (expected [A-Za-z0-9._-]{1,64})", name);
+        pi->discard = true;
+        return;
+    }
+    for (size_t i = 0; i + 1 < p->ninsts; i++) {
+        if (!p->insts[i].discard && strcmp(p->insts[i].ci->name, name) == 0) {
+            perr_add(p, p->lineno, "duplicate instance \"%s\" (first defined on line %d)", name,
+                     p->insts[i].ci->line);
+            pi->discard = true;
+            return;
+        }
+    }
+}
+
+/* INNER is the text between the brackets, already trimmed. */
+static void
+begin_section(struct parser *p, char *inner)
+{
+    if (strcmp(inner, "agent") == 0 || strcmp(inner, "zookeeper") == 0) {
+        bool agent = inner[0] == 'a';
+        int *first = agent ? &p->agent_line : &p->zk_line;
+        p->sect = agent ? SECT_AGENT : SECT_ZK;
+        if (*first)
+            perr_add(p, p->lineno, "duplicate section [%s] (first on line %d)", inner, *first);
+        else
+            *first = p->lineno;
+        return;
+    }
+    if (strncmp(inner, "instance", 8) == 0 &&
+        (inner[8] == '\0' || isspace((unsigned char)inner[8]))) {
+        char *name = inner + 8;
+        while (isspace((unsigned char)*name))
+            name++;
+        begin_instance(p, name);
+        return;
+    }
+    perr_add(p, p->lineno,
+             "unknown section [%s] (expected [agent], [zookeeper] or [instance NAME])", inner);
+    p->sect = SECT_SKIP;
+}
+
+/*
+ * The same scan inih does: stop at one of CHARS, or at an inline ';' comment, which inih
+ * recognises only after whitespace.
+ */
+static char *
+scan_to(char *s, const char *chars)
+{
+    bool was_space = false;
+
+    while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+/*
+ * Reads the next physical line into p->buf without its line terminator. Returns its length,
+ * or -1 at the end of the input or on a read error (then p->read_errno is set).
+ */
+static ssize_t
+next_line(struct parser *p)
+{
+    ssize_t n;
+
+    if (p->fp) {
+        errno = 0;
+        n = getline(&p->buf, &p->bufcap, p->fp);
+        if (n < 0) {
+            if (ferror(p->fp))
+                p->read_errno = errno ? errno : EIO;
+            return -1;
+        }
+    } else {
+        const char *s = p->text + p->pos, *nl;
+        if (*s == '\0')
+            return -1;
+        nl = strchr(s, '\n');
+        n = nl ? nl - s + 1 : (ssize_t)strlen(s);
+        if ((size_t)n + 1 > p->bufcap) {
+            p->bufcap = (size_t)n + 1;
+            p->buf = xrealloc(p->buf, p->bufcap);
+        }
+        memcpy(p->buf, s, (size_t)n);
+        p->buf[n] = '\0';
+        p->pos += (size_t)n;
+    }
+    if (n > 0 && p->buf[n - 1] == '\n')
+        p->buf[--n] = '\0';
+    if (n > 0 && p->buf[n - 1] == '\r')
+        p->buf[--n] = '\0';
+    return n;
+}
+
+/*
+ * inih's reader. It takes whole physical lines itself so that it can count them, refuse
+ * the ones inih would cut or misread, and follow section headers without inih's 50-byte
+ * section buffer. Only "key = value" lines reach inih, with leading blanks stripped so that
+ * inih's multi-line continuation never applies (an indented key is just a key). Any other
+ * line becomes an empty one, which keeps inih's line count equal to ours.
+ */
+static char *
+conf_reader(char *str, int num, void *stream)
+{
+    struct parser *p = stream;
+    ssize_t n = next_line(p);
+    size_t maxlen = num > 3 ? (size_t)num - 3 : 0; /* inih wants room for "\r\n\0" */
+    char *s, *end;
+
+    if (n < 0)
+        return NULL;
+    p->lineno++;
+    str[0] = '\0';
+    s = p->buf;
+    if (p->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+        (unsigned char)s[2] == 0xBF)
+        s += 3;
+    if (strlen(p->buf) != (size_t)n) {
+        perr_add(p, p->lineno, "NUL byte in line");
+        return str;
+    }
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '\0' || *s == ';' || *s == '#')
+        return str;
+    if ((size_t)n > maxlen) {
+        perr_add(p, p->lineno, "line too long (more than %zu characters)", maxlen);
+        return str;
+    }
+
+    if (*s == '[') {
+        end = scan_to(s + 1, "]");
+        if (*end == ']') {
+            char *rest = end + 1, *inner = s + 1;
+            while (isspace((unsigned char)*rest))
+                rest++;
+            if (*rest == '\0' || *rest == ';' || *rest == '#') {
+                *end = '\0';
+                while (isspace((unsigned char)*inner))
+                    inner++;
+                while (end > inner && isspace((unsigned char)end[-1]))
+                    *--end = '\0';
+                begin_section(p, inner);
+                return str;
+            }
+        }
+        perr_add(p, p->lineno, BAD_LINE_MSG);
+        return str;
+    }
+
+    end = scan_to(s, "=:");
+    if (*end != '=' || end == s) {
+        perr_add(p, p->lineno, BAD_LINE_MSG);
+        return str;
+    }
+    memcpy(str, s, strlen(s) + 1);
+    return str;
+}
+
+/* ---- keys, seen by the handler ---- */
+
+static int
+key_index(const char *const *keys, int nkeys, const char *name)
+{
+    for (int i = 0; i < nkeys; i++) {
+        if (strcmp(keys[i], name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static void
+agent_value(struct parser *p, int k, const char *v)
+{
+    struct conf *c = p->conf;
+    const char *why;
+    char err[256];
+
+    switch (k) {
+    case AK_NAME:
+        if ((why = agent_name_problem(v)) != NULL) {
+            perr_add(p, p->lineno, "bad name \"%s\": %s", v, why);
+            break;
+        }
+        util_strlcpy(c->name, v, sizeof(c->name));
+        return;
+    case AK_INTERVAL:
+        if (get_duration(p, "interval", v, INTERVAL_MIN_MS, INTERVAL_MAX_MS, &c->interval_ms) < 0)
+            break;
+        return;
+    case AK_TIMEOUT:
+        /* the upper bound, the interval, is checked once the whole file is read */
+        if (get_duration(p, "timeout", v, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, &c->timeout_ms) < 0)
+            break;
+        return;
+    case AK_RISE:
+        if (get_int(p, "rise", v, 1, COUNT_MAX, &c->rise) < 0)
+            break;
+        return;
+    case AK_FALL:
+        if (get_int(p, "fall", v, 1, COUNT_MAX, &c->fall) < 0)
+            break;
+        return;
+    case AK_MAX_INFLIGHT:
+        if (get_int(p, "max_inflight", v, 1, INFLIGHT_MAX, &c->max_inflight) < 0)
+            break;
+        return;
+    case AK_STATS_SOCKET:
+        if (v[0] != '/') {
+            perr_add(p, p->lineno, "bad stats_socket \"%s\": must be an absolute path", v);
+            break;
+        }
+        if (strlen(v) >= CONF_UNIX_MAX) {
+            perr_add(p, p->lineno, "bad stats_socket \"%s\": longer than %zu bytes", v,
+                     CONF_UNIX_MAX - 1);
+            break;
+        }
+        free(c->stats_socket);
+        c->stats_socket = xstrdup(v);
+        return;
+    case AK_STATS_MODE:
+        if (parse_mode(v, &c->stats_socket_mode) < 0) {
+            perr_add(p, p->lineno, "bad stats_socket_mode \"%s\" (expected octal 0..0777)", v);
+            break;
+        }
+        return;
+    case AK_LOG_LEVEL:
+        if (log_level_parse(v, &c->log_level) < 0) {
+            perr_add(p, p->lineno, "bad log_level \"%s\" (expected error, warn, info or debug)", v);
+            break;
+        }
+        return;
+    case AK_SHUTDOWN:
+        if (get_duration(p, "shutdown_timeout", v, SHUTDOWN_MIN_MS, SHUTDOWN_MAX_MS,
+                         &c->shutdown_timeout_ms) < 0)
+            break;
+        return;
+    case AK_METRICS:
+        if (conf_parse_address(v, &c->metrics_addr, err, sizeof(err)) < 0) {
+            perr_add(p, p->lineno, "bad metrics_listen \"%s\": %s", v, err);
+            break;
+        }
+        if (c->metrics_addr.family == AF_UNIX) {
+            perr_add(p, p->lineno, "bad metrics_listen \"%s\": must be HOST:PORT, not unix:", v);
+            break;
+        }
+        free(c->metrics_listen);
+        c->metrics_listen = xstrdup(v);
+        return;
+    }
+    p->agent_ks.bad[k] = true;
+}
+
+static void
+zk_value(struct parser *p, int k, const char *v)
+{
+    struct conf *c = p->conf;
+    const char *why, *colon;
+    char err[256];
+
+    switch (k) {
+    case ZK_HOSTS:
+        if (check_zk_hosts(v, err, sizeof(err)) < 0) {
+            perr_add(p, p->lineno, "%s", err);
+            break;
+        }
+        free(c->zk_hosts);
+        c->zk_hosts = xstrdup(v);
+        return;
+    case ZK_ROOT:
+        if ((why = zk_root_problem(v)) != NULL) {
+            perr_add(p, p->lineno, "bad root \"%s\": %s", v, why);
+            break;
+        }
+        free(c->zk_root);
+        c->zk_root = xstrdup(v);
+        return;
+    case ZK_SESSION:
+        if (get_duration(p, "session_timeout", v, SESSION_MIN_MS, SESSION_MAX_MS,
+                         &c->zk_session_timeout_ms) < 0)
+            break;
+        return;
+    case ZK_AUTH:
+        /* the value is a secret: the message must not show it */
+        colon = strchr(v, ':');
+        if (colon == NULL || colon == v || colon[1] == '\0') {
+            perr_add(p, p->lineno, "bad auth: expected user:password, both non-empty");
+            break;
+        }
+        c->zk_auth = xstrdup(v);
+        return;
+    }
+    p->zk_ks.bad[k] = true;
+}
+
+static void
+inst_value(struct parser *p, struct pinst *pi, int k, const char *v)
+{
+    struct conf_instance *ci = pi->ci;
+    char err[256];
+
+    switch (k) {
+    case IK_ADDRESS:
+        if (conf_parse_address(v, &ci->addr, err, sizeof(err)) < 0) {
+            perr_add(p, p->lineno, "bad address \"%s\": %s", v, err);
+            break;
+        }
+        ci->address = xstrdup(v);
+        return;
+    case IK_CLUSTER:
+        if (!valid_name(v)) {
+            perr_add(p, p->lineno, "bad cluster name \"%s\" (expected [A-Za-z0-9._-]{1,64})", v);
+            break;
+        }
+        if (strcmp(v, "agents") == 0) {
+            /* ROOT/agents already holds the agent nodes */
+            perr_add(p, p->lineno, "cluster name \"agents\" is reserved");
+            break;
+        }
+        util_strlcpy(ci->cluster, v, sizeof(ci->cluster));
+        return;
+    case IK_USERNAME:
+        ci->username = xstrdup(v);
+        return;
+    case IK_PASSWORD:
+        ci->password = xstrdup(v);
+        return;
+    case IK_INTERVAL:
+        if (get_duration(p, "interval", v, INTERVAL_MIN_MS, INTERVAL_MAX_MS, &ci->interval_ms) < 0)
+            break;
+        return;
+    case IK_TIMEOUT:
+        if (get_duration(p, "timeout", v, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, &ci->timeout_ms) < 0)
+            break;
+        return;
+    case IK_RISE:
+        if (get_int(p, "rise", v, 1, COUNT_MAX, &ci->rise) < 0)
+            break;
+        return;
+    case IK_FALL:
+        if (get_int(p, "fall", v, 1, COUNT_MAX, &ci->fall) < 0)
+            break;
+        return;
+    }
+    pi->ks.bad[k] = true;
+}
+
+/* Common part for every key: known, not given before, not empty. Returns the key's index. */
+static int
+take_key(struct parser *p, const char *const *keys, int nkeys, struct keyset *ks,
+         const char *sectname, const char *name, const char *value)
+{
+    int k = key_index(keys, nkeys, name);
+
+    if (k < 0) {
+        perr_add(p, p->lineno, "unknown key \"%s\" in %s", name, sectname);
+        return -1;
+    }
+    if (ks->line[k]) {
+        perr_add(p, p->lineno, "duplicate key \"%s\" in %s (first given on line %d)", name,
+                 sectname, ks->line[k]);
+        return -1;
+    }
+    ks->line[k] = p->lineno;
+    if (*value == '\0') {
+        perr_add(p, p->lineno, "empty value for %s", name);
+        ks->bad[k] = true;
+        return -1;
+    }
+    return k;
+}
+
+static int
+conf_handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct parser *p = user;
+    struct pinst *pi;
+    char sectname[CONF_NAME_MAX + 16];
+    int k;
+
+    (void)section; /* inih truncates it; the reader's notion is the right one */
+    switch (p->sect) {
+    case SECT_NONE:
+        perr_add(p, p->lineno, "key \"%s\" before any section", name);
+        break;
+    case SECT_SKIP:
+        break;
+    case SECT_AGENT:
+        k = take_key(p, agent_keys, AK_COUNT, &p->agent_ks, "[agent]", name, value);
+        if (k >= 0)
+            agent_value(p, k, value);
+        break;
+    case SECT_ZK:
+        k = take_key(p, zk_keys, ZK_COUNT, &p->zk_ks, "[zookeeper]", name, value);
+        if (k >= 0)
+            zk_value(p, k, value);
+        break;
+    case SECT_INSTANCE:
+        pi = cur_inst(p);
+        snprintf(sectname, sizeof(sectname), "[instance %s]", pi->ci->name);
+        k = take_key(p, inst_keys, IK_COUNT, &pi->ks, sectname, name, value);
+        if (k >= 0)
+            inst_value(p, pi, k, value);
+        break;
+    }
+    return 1;
+}
+
+/* ---- checks that need the whole file ---- */
+
+static void
+check_agent(struct parser *p)
+{
+    struct conf *c = p->conf;
+    char host[CONF_AGENT_MAX + 2], a[32], b[32];
+    const char *why;
+    int line;
+
+    if (!p->agent_ks.line[AK_NAME]) {
+        memset(host, 0, sizeof(host));
+        if (gethostname(host, sizeof(host) - 1) < 0)
+            host[0] = '\0';
+        if ((why = agent_name_problem(host)) != NULL)
+            perr_add(p, p->agent_line ? p->agent_line : 1,
+                     "host name \"%s\" cannot be the agent name (%s): set name in [agent]", host,
+                     why);
+        else
+            util_strlcpy(c->name, host, sizeof(c->name));
+    }
+    if (p->agent_ks.bad[AK_INTERVAL] || p->agent_ks.bad[AK_TIMEOUT] ||
+        c->timeout_ms <= c->interval_ms)
+        return;
+    line = p->agent_ks.line[AK_TIMEOUT];
+    perr_add(p, line ? line : p->agent_line, "timeout %s%s exceeds interval %s",
+             fmt_ms(a, sizeof(a), c->timeout_ms), line ? "" : " (default)",
+             fmt_ms(b, sizeof(b), c->interval_ms));
+}
+
+static void
+check_zk(struct parser *p)
+{
+    if (!p->zk_line)
+        perr_add(p, 1, "missing section [zookeeper] (hosts is required)");
+    else if (!p->zk_ks.line[ZK_HOSTS])
+        perr_add(p, p->zk_line, "missing hosts in [zookeeper]");
+}
+
+/* Applies the [agent] values an instance does not override, then checks the result. */
+static void
+check_instance(struct parser *p, struct pinst *pi)
+{
+    struct conf *c = p->conf;
+    struct conf_instance *ci = pi->ci;
+    const int *given = pi->ks.line;
+    bool known_iv, known_to;
+    char a[32], b[32];
+
+    if (!given[IK_ADDRESS])
+        perr_add(p, ci->line, "missing address in [instance %s]", ci->name);
+    if (given[IK_USERNAME] && !given[IK_PASSWORD])
+        perr_add(p, given[IK_USERNAME], "username without password in [instance %s]", ci->name);
+    if (!given[IK_INTERVAL])
+        ci->interval_ms = c->interval_ms;
+    if (!given[IK_TIMEOUT])
+        ci->timeout_ms = c->timeout_ms;
+    if (!given[IK_RISE])
+        ci->rise = c->rise;
+    if (!given[IK_FALL])
+        ci->fall = c->fall;
+
+    /* [agent]'s own check covers an instance that overrides neither */
+    if (!given[IK_INTERVAL] && !given[IK_TIMEOUT])
+        return;
+    /* a rejected value, here or in [agent], was reported already */
+    known_iv = given[IK_INTERVAL] ? !pi->ks.bad[IK_INTERVAL] : !p->agent_ks.bad[AK_INTERVAL];
+    known_to = given[IK_TIMEOUT] ? !pi->ks.bad[IK_TIMEOUT] : !p->agent_ks.bad[AK_TIMEOUT];
+    if (!known_iv || !known_to || ci->timeout_ms <= ci->interval_ms)
+        return;
+    perr_add(p, given[IK_TIMEOUT] ? given[IK_TIMEOUT] : ci->line,
+             "timeout %s%s exceeds interval %s%s", fmt_ms(a, sizeof(a), ci->timeout_ms),
+             given[IK_TIMEOUT] ? "" : " (inherited from [agent])",
+             fmt_ms(b, sizeof(b), ci->interval_ms),
+             given[IK_INTERVAL] ? "" : " (inherited from [agent])");
+}
+
+static void
+instance_free(struct conf_instance *ci)
+{
+    if (ci == NULL)
+        return;
+    if (ci->password) {
+        explicit_bzero(ci->password, strlen(ci->password));
+        free(ci->password);
+    }
+    free(ci->username);
+    free(ci->address);
+    free(ci);
+}
+
+static struct conf *
+conf_new(const char *path)
+{
+    struct conf *c = xcalloc(1, sizeof(*c));
+
+    c->path = xstrdup(path);
+    c->interval_ms = DEF_INTERVAL_MS;
+    c->timeout_ms = DEF_TIMEOUT_MS;
+    c->rise = DEF_RISE;
+    c->fall = DEF_FALL;
+    c->max_inflight = DEF_MAX_INFLIGHT;
+    c->stats_socket = xstrdup(DEF_STATS_SOCKET);
+    c->stats_socket_mode = DEF_STATS_MODE;
+    c->log_level = DEF_LOG_LEVEL;
+    c->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
+    c->zk_root = xstrdup(DEF_ZK_ROOT);
+    c->zk_session_timeout_ms = DEF_ZK_SESSION_MS;
+    TAILQ_INIT(&c->instances);
+    return c;
+}
+
+/* Runs inih over the reader's input and decides; the config belongs to the caller. */
+static struct conf *
+conf_parse(struct parser *p, struct conf_errors *errs)
+{
+    p->conf = conf_new(p->file);
+    ini_parse_stream(conf_reader, p, conf_handler, p);
+    if (p->buf) {
+        /* the last lines read may have held a password */
+        explicit_bzero(p->buf, p->bufcap);
+        free(p->buf);
+        p->buf = NULL;
+    }
+
+    if (p->read_errno) {
+        perr_add(p, 0, "cannot read: %s", strerror(p->read_errno));
+    } else {
+        check_agent(p);
+        check_zk(p);
+        for (size_t i = 0; i < p->ninsts; i++)
+            check_instance(p, &p->insts[i]);
+    }
+    for (size_t i = 0; i < p->ninsts; i++) {
+        struct pinst *pi = &p->insts[i];
+        if (pi->discard || p->nerrs) {
+            instance_free(pi->ci);
+            continue;
+        }
+        TAILQ_INSERT_TAIL(&p->conf->instances, pi->ci, link);
+        p->conf->ninstances++;
+    }
+    free(p->insts);
+    p->insts = NULL;
+
+    if (p->nerrs) {
+        perr_flush(p, errs);
+        conf_free(p->conf);
+        return NULL;
+    }
+    return p->conf;
+}
+
+struct conf *
+conf_load(const char *path, struct conf_errors *errs)
+{
+    struct parser p = {.file = path};
+    struct conf *c;
+
+    p.fp = fopen(path, "re");
+    if (p.fp == NULL) {
+        perr_add(&p, 0, "cannot open: %s", strerror(errno));
+        perr_flush(&p, errs);
+        return NULL;
+    }
+    c = conf_parse(&p, errs);
+    fclose(p.fp);
+    return c;
+}
+
+struct conf *
+conf_load_string(const char *name, const char *text, struct conf_errors *errs)
+{
+    struct parser p = {.file = name, .text = text};
+
+    return conf_parse(&p, errs);
+}
+
+void
+conf_free(struct conf *conf)
+{
+    struct conf_instance *ci;
+
+    if (conf == NULL)
+        return;
+    while ((ci = TAILQ_FIRST(&conf->instances)) != NULL) {
+        TAILQ_REMOVE(&conf->instances, ci, link);
+        instance_free(ci);
+    }
+    if (conf->zk_auth) {
+        explicit_bzero(conf->zk_auth, strlen(conf->zk_auth));
+        free(conf->zk_auth);
+    }
+    free(conf->path);
+    free(conf->stats_socket);
+    free(conf->metrics_listen);
+    free(conf->zk_hosts);
+    free(conf->zk_root);
+    free(conf);
+}
+
+void
+conf_errors_free(struct conf_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        free(errs->msg[i]);
+    free(errs->msg);
+    errs->msg = NULL;
+    errs->n = 0;
+}
+
+const struct conf_instance *
+conf_find_instance(const struct conf *conf, const char *name)
+{
+    const struct conf_instance *ci;
+
+    TAILQ_FOREACH(ci, &conf->instances, link)
+    {
+        if (strcmp(ci->name, name) == 0)
+            return ci;
+    }
+    return NULL;
+}
+
+static bool
+str_equal(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+int
+conf_instance_equal(const struct conf_instance *a, const struct conf_instance *b)
+{
+    return a->addr.family == b->addr.family && strcmp(a->addr.host, b->addr.host) == 0 &&
+           a->addr.port == b->addr.port && strcmp(a->addr.path, b->addr.path) == 0 &&
+           str_equal(a->address, b->address) && strcmp(a->cluster, b->cluster) == 0 &&
+           str_equal(a->username, b->username) && str_equal(a->password, b->password) &&
+           a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
+           a->rise == b->rise && a->fall == b->fall;
+}
+
+int
+conf_parse_duration(const char *s, int64_t *ms)
+{
+    int64_t n, unit;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (n = 0; *s >= '0' && *s <= '9'; s++) {
+        n = n * 10 + (*s - '0');
+        if (n > DURATION_MAX_MS)
+            return -1;
+    }
+    if (*s == '\0' || strcmp(s, "ms") == 0)
+        unit = 1;
+    else if (strcmp(s, "s") == 0)
+        unit = 1000;
+    else if (strcmp(s, "m") == 0)
+        unit = MS_MIN;
+    else
+        return -1;
+    if (n > DURATION_MAX_MS / unit)
+        return -1;
+    *ms = n * unit;
+    return 0;
+}
+
+int
+conf_parse_address(const char *s, struct conf_addr *a, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res;
+    char host[256];
+    const char *hend, *portstr;
+    bool bracket = s[0] == '[';
+    size_t hlen;
+    int64_t port;
+    int rc;
+
+    memset(a, 0, sizeof(*a));
+    if (strncmp(s, "unix:", 5) == 0) {
+        const char *path = s + 5;
+        if (path[0] != '/') {
+            snprintf(err, errlen, "unix socket path must be absolute");
+            return -1;
+        }
+        if (strlen(path) >= sizeof(a->path) || strlen(path) >= CONF_UNIX_MAX) {
+            snprintf(err, errlen, "unix socket path longer than %zu bytes", CONF_UNIX_MAX - 1);
+            return -1;
+        }
+        a->family = AF_UNIX;
+        util_strlcpy(a->path, path, sizeof(a->path));
+        return 0;
+    }
+
+    if (bracket) {
+        hend = strchr(s, ']');
+        if (hend == NULL) {
+            snprintf(err, errlen, "missing ']' after IPv6 address");
+            return -1;
+        }
+        s++;
+        if (hend[1] != ':') {
+            snprintf(err, errlen, "missing port (expected [IPV6]:PORT)");
+            return -1;
+        }
+        portstr = hend + 2;
+    } else {
+        hend = strrchr(s, ':');
+        if (hend == NULL) {
+            snprintf(err, errlen, "missing port (expected HOST:PORT or unix:/PATH)");
+            return -1;
+        }
+        if (memchr(s, ':', (size_t)(hend - s)) != NULL) {
+            snprintf(err, errlen, "an IPv6 address must be written [ADDRESS]:PORT");
+            return -1;
+        }
+        portstr = hend + 1;
+    }
+    hlen = (size_t)(hend - s);
+    if (hlen == 0) {
+        snprintf(err, errlen, "missing host");
+        return -1;
+    }
+    if (hlen >= sizeof(host)) {
+        snprintf(err, errlen, "host name too long");
+        return -1;
+    }
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+    if (*portstr == '\0') {
+        snprintf(err, errlen, "missing port");
+        return -1;
+    }
+    if (parse_uint(portstr, 65535, &port) < 0 || port < 1) {
+        snprintf(err, errlen, "bad port \"%s\" (expected 1..65535)", portstr);
+        return -1;
+    }
+
+    /* a numeric address must never wait on DNS, so try it as one first */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = bracket ? AF_INET6 : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc == EAI_NONAME && !bracket) {
+        hints.ai_flags = 0;
+        rc = getaddrinfo(host, NULL, &hints, &res);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    a->family = res->ai_family;
+    if (res->ai_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, a->host,
+                  sizeof(a->host));
+    else
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr, a->host,
+                  sizeof(a->host));
+    a->port = (int)port;
+    freeaddrinfo(res);
+    return 0;
+}
+
+void
+conf_addr_format(const struct conf_addr *a, char *buf, size_t len)
+{
+    if (a->family == AF_UNIX)
+        snprintf(buf, len, "unix:%s", a->path);
+    else if (a->family == AF_INET6)
+        snprintf(buf, len, "[%s]:%d", a->host, a->port);
+    else
+        snprintf(buf, len, "%s:%d", a->host, a->port);
+}
