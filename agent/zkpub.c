@@ -1,0 +1,1239 @@
+/* zkpub.c -- publishing instance states to ZooKeeper: session, containers, ephemeral nodes,
+ * watches. */
+#include "zkpub.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zookeeper/zookeeper.h>
+
+#include "agent.h"
+#include "instance.h"
+#include "log.h"
+#include "report.h"
+#include "util.h"
+#include "zkqueue.h"
+
+#ifndef TAILQ_FOREACH_SAFE /* BSD's, missing from glibc's <sys/queue.h> */
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+    for ((var) = TAILQ_FIRST((head)); (var) && ((tvar) = TAILQ_NEXT((var), field), 1);             \
+         (var) = (tvar))
+#endif
+
+#ifndef SA_VERSION
+#define SA_VERSION SA_VERSION_STRING
+#endif
+
+#define ZK_COMP           "zookeeper"
+#define ZK_TICK_S         0.25 /* housekeeping period: retries, lost-connection check */
+#define ZK_LOST_FACTOR    3    /* not connected this many session timeouts: new session */
+#define ZK_BACKOFF_MIN_S  0.5
+#define ZK_BACKOFF_MAX_S  30.0
+#define ZK_CLOSE_MARGIN_S 1.5 /* of shutdown_timeout, kept for zookeeper_close() */
+
+enum zkop {
+    ZKOP_CONT_CREATE = 0, /* create a persistent container */
+    ZKOP_CREATE,          /* create our ephemeral node */
+    ZKOP_CHECK,           /* get a node that already existed: whose is it? */
+    ZKOP_TAKEOVER,        /* delete a stale node of a previous incarnation of this agent */
+    ZKOP_SET,             /* rewrite our node */
+    ZKOP_DELETE,          /* delete our node (removed instance, shutdown) */
+    ZKOP_EXISTS,          /* (re-)arm the node's exists-watch */
+    ZKOP_UNWATCH,         /* drop the exists-watch of a node we give up */
+};
+
+static const char *const op_names[] = {"create", "create", "get",    "delete",
+                                       "set",    "delete", "exists", "removewatches"};
+
+/*
+ * A persistent container (ROOT and its ancestors, ROOT/agents, ROOT/CLUSTER). Owner: the
+ * publisher's container list; freed by zkpub_free(). DONE is per session.
+ */
+struct zkcont {
+    TAILQ_ENTRY(zkcont) link;
+    char *path;
+    int done;
+    int busy;
+    int fails;
+    ev_tstamp retry_at;
+};
+
+/*
+ * One ephemeral node we publish: an instance's or the agent's own. Owner: the publisher's
+ * node list; created by zkpub_update() (or zkpub_new() for the agent node). It outlives its
+ * instance after zkpub_remove() as long as a request or a watch still refers to it, and is
+ * freed by node_maybe_free() or zkpub_free(). The node pointer is the long-lived context of
+ * its exists-watch: registered once per session, re-armed only when it fired.
+ */
+struct zknode {
+    TAILQ_ENTRY(zknode) link;
+    struct zkpub *z;
+    struct inst *inst; /* NULL for the agent node and once detached */
+    struct zkcont *parent;
+    char *path;
+    int is_agent;
+    int removed;       /* wanted gone: delete, then free */
+    int busy;          /* one request in flight, never more */
+    int created;       /* holds our data under our current session */
+    int watched;       /* exists-watch registered in the current session */
+    int conflict;      /* held by another agent: not overwritten */
+    int32_t version;   /* data version of our last write, -1 unknown */
+    uint64_t want_gen; /* generation of the desired document */
+    uint64_t done_gen; /* generation ZooKeeper holds (0: none or unknown) */
+    int agent_count;   /* agent node: the instance count last rendered */
+    int fails;
+    ev_tstamp retry_at;
+};
+
+/*
+ * One request in flight. Owner: the publisher's registry from the zoo_a* call until its
+ * reply is handled on the loop, or until zookeeper_close() left it orphaned (ZOOKEEPER-2894)
+ * and the publisher frees it. The client only ever sees its address as the completion data.
+ */
+struct zkreq {
+    TAILQ_ENTRY(zkreq) link;
+    struct zkpub *z;
+    enum zkop op;
+    struct zknode *node;
+    struct zkcont *cont;
+    uint64_t gen; /* document generation sent */
+};
+
+/*
+ * The publisher. Owner: the agent (a->zk); created by zkpub_new(), released by
+ * zkpub_free(). Every field is read and written on the loop thread only; the client's
+ * threads reach it through the queue alone.
+ */
+struct zkpub {
+    struct agent *a;
+    struct ev_loop *loop;
+    zhandle_t *zh;
+    char *hosts; /* numeric host:port list, resolved once at start */
+    struct zkqueue queue;
+    ev_timer tick;
+    ev_timer finish_timer; /* shutdown deadline, or a zero-delay finish */
+    TAILQ_HEAD(, zkcont) conts;
+    TAILQ_HEAD(, zknode) nodes;
+    TAILQ_HEAD(, zkreq) reqs;
+    struct zknode *agent_node;
+    struct ACL acl_entries[2];
+    struct ACL_vector acl;
+    const char *state; /* connected, connecting, expired, closed */
+    int connected;
+    int ever_connected;
+    int lost;             /* a connection was lost since the last CONNECTED */
+    ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
+    int64_t session_id;
+    int pending;
+    int watches;
+    uint64_t writes_ok;
+    uint64_t writes_failed;
+    uint64_t reconnects;
+    uint64_t sessions_expired;
+    uint64_t conflicts;
+    int stopping;
+    int closed;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+static void zk_reconcile_all(struct zkpub *z);
+static void node_reconcile(struct zknode *n);
+static void node_maybe_free(struct zknode *n);
+
+/* ---- the client's threads: copy, queue, wake the loop; nothing else ---- */
+
+static struct zkreq *
+req_of(const void *data)
+{
+    return (struct zkreq *)(uintptr_t)data;
+}
+
+static void
+cb_push_reply(const void *data, int rc, const struct Stat *st, const char *value, int len)
+{
+    struct zkreq *r = req_of(data);
+    struct zkev *e = zkev_new(ZKEV_REPLY);
+
+    e->ctx = r;
+    e->rc = rc;
+    if (st) {
+        e->has_stat = 1;
+        e->owner = st->ephemeralOwner;
+        e->version = st->version;
+    }
+    if (value && len >= 0) {
+        e->data = xmalloc((size_t)len + 1);
+        memcpy(e->data, value, (size_t)len);
+        e->data[len] = '\0';
+        e->datalen = len;
+    }
+    zkqueue_push(&r->z->queue, e);
+}
+
+static void
+cb_string(int rc, const char *value, const void *data)
+{
+    (void)value;
+    cb_push_reply(data, rc, NULL, NULL, -1);
+}
+
+static void
+cb_stat(int rc, const struct Stat *st, const void *data)
+{
+    cb_push_reply(data, rc, st, NULL, -1);
+}
+
+static void
+cb_void(int rc, const void *data)
+{
+    cb_push_reply(data, rc, NULL, NULL, -1);
+}
+
+static void
+cb_data(int rc, const char *value, int len, const struct Stat *st, const void *data)
+{
+    cb_push_reply(data, rc, st, value, len);
+}
+
+static void
+cb_session(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    struct zkpub *z = ctx;
+    struct zkev *e;
+    const clientid_t *cid;
+
+    (void)path;
+    if (type != ZOO_SESSION_EVENT)
+        return;
+    e = zkev_new(ZKEV_SESSION);
+    e->zh = zh;
+    e->type = type;
+    e->state = state;
+    if (state == ZOO_CONNECTED_STATE && (cid = zoo_client_id(zh)) != NULL)
+        e->session_id = cid->client_id;
+    zkqueue_push(&z->queue, e);
+}
+
+static void
+cb_node_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    struct zknode *n = ctx;
+    struct zkev *e;
+
+    (void)path;
+    /* Every per-path watcher also hears every session event; those do not consume it. */
+    if (type == ZOO_SESSION_EVENT)
+        return;
+    e = zkev_new(ZKEV_WATCH);
+    e->zh = zh;
+    e->type = type;
+    e->state = state;
+    e->ctx = n;
+    zkqueue_push(&n->z->queue, e);
+}
+
+/* The client's log line "time:pid(tid):ZOO_LEVEL@func@line: message" becomes one of ours. */
+static void
+cb_log(const char *msg)
+{
+    static const struct {
+        const char *tag;
+        enum log_level level;
+    } tags[] = {{"ZOO_ERROR@", LOGL_ERROR},
+                {"ZOO_WARN@", LOGL_WARN},
+                {"ZOO_INFO@", LOGL_INFO},
+                {"ZOO_DEBUG@", LOGL_DEBUG}};
+    enum log_level level = LOGL_INFO;
+    const char *p = msg, *t;
+    size_t len;
+
+    for (size_t i = 0; i < ARRAY_LEN(tags); i++) {
+        if ((t = strstr(msg, tags[i].tag)) != NULL) {
+            level = tags[i].level;
+            p = t + strlen(tags[i].tag);
+            break;
+        }
+    }
+    len = strlen(p);
+    while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+        len--;
+    log_msg(level, "zookeeper client", "%.*s", (int)len, p);
+}
+
+/* ---- requests ---- */
+
+static struct zkreq *
+req_new(struct zkpub *z, enum zkop op, struct zknode *n, struct zkcont *c)
+{
+    struct zkreq *r = xcalloc(1, sizeof(*r));
+
+    r->z = z;
+    r->op = op;
+    r->node = n;
+    r->cont = c;
+    TAILQ_INSERT_TAIL(&z->reqs, r, link);
+    z->pending++;
+    if (n)
+        n->busy = 1;
+    if (c)
+        c->busy = 1;
+    return r;
+}
+
+/* Forgets R: its node or container is free for the next request. */
+static void
+req_release(struct zkreq *r)
+{
+    struct zkpub *z = r->z;
+
+    TAILQ_REMOVE(&z->reqs, r, link);
+    z->pending--;
+    if (r->node)
+        r->node->busy = 0;
+    if (r->cont)
+        r->cont->busy = 0;
+    free(r);
+}
+
+/* A zoo_a* call returned RC: on failure its completion never runs, so release R here. */
+static int
+req_sent(struct zkreq *r, int rc)
+{
+    if (rc == ZOK)
+        return 0;
+    log_debug(ZK_COMP, "%s %s not sent: %s", op_names[r->op],
+              r->node ? r->node->path : r->cont->path, zerror(rc));
+    req_release(r);
+    return -1;
+}
+
+/* ---- documents ---- */
+
+static void
+node_render(struct zknode *n, struct sbuf *sb)
+{
+    struct agent *a = n->z->a;
+
+    if (n->is_agent) {
+        json_t *o = json_pack("{s:s, s:I, s:s, s:I, s:i}", "agent", a->conf->name, "pid",
+                              (json_int_t)getpid(), "version", SA_VERSION, "started_ms",
+                              (json_int_t)a->started_ms, "instances", a->ninstances);
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+        if (s)
+            sbuf_adds(sb, s);
+        free(s);
+        json_decref(o);
+        n->agent_count = a->ninstances;
+    } else if (n->inst) {
+        report_status_doc(n->inst, a->conf->name, sb);
+    }
+}
+
+/* Returns 1 if DATA is a document written by an agent of our name (a previous incarnation). */
+static int
+doc_is_ours(const struct zkpub *z, const char *data, int len)
+{
+    json_t *o, *v;
+    int ours = 0;
+
+    if (data == NULL || len <= 0)
+        return 0;
+    o = json_loadb(data, (size_t)len, 0, NULL);
+    if (o && (v = json_object_get(o, "agent")) != NULL && json_is_string(v) &&
+        strcmp(json_string_value(v), z->a->conf->name) == 0)
+        ours = 1;
+    json_decref(o);
+    return ours;
+}
+
+/* ---- state of nodes and containers ---- */
+
+static ev_tstamp
+backoff(int fails)
+{
+    ev_tstamp d = ZK_BACKOFF_MIN_S;
+
+    for (int i = 1; i < fails && d < ZK_BACKOFF_MAX_S; i++)
+        d *= 2;
+    return d < ZK_BACKOFF_MAX_S ? d : ZK_BACKOFF_MAX_S;
+}
+
+static void
+node_set_watched(struct zknode *n, int on)
+{
+    if (n->watched == on)
+        return;
+    n->watched = on;
+    n->z->watches += on ? 1 : -1;
+}
+
+static void
+node_update_published(struct zknode *n)
+{
+    if (n->inst)
+        n->inst->published = n->created && n->done_gen == n->want_gen && !n->removed;
+}
+
+static struct zkcont *
+cont_get(struct zkpub *z, const char *path)
+{
+    struct zkcont *c;
+
+    TAILQ_FOREACH(c, &z->conts, link)
+    if (strcmp(c->path, path) == 0)
+        return c;
+    c = xcalloc(1, sizeof(*c));
+    c->path = xstrdup(path);
+    TAILQ_INSERT_TAIL(&z->conts, c, link);
+    return c;
+}
+
+static char *
+path_join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = xmalloc(la + lb + 2);
+
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+static struct zknode *
+node_new(struct zkpub *z, struct zkcont *parent, const char *name)
+{
+    struct zknode *n = xcalloc(1, sizeof(*n));
+
+    n->z = z;
+    n->parent = parent;
+    n->path = path_join(parent->path, name);
+    n->version = -1;
+    n->want_gen = 1;
+    TAILQ_INSERT_TAIL(&z->nodes, n, link);
+    return n;
+}
+
+/* Frees N once nothing refers to it any more: removed, no request, no watch, not ours in ZK. */
+static void
+node_maybe_free(struct zknode *n)
+{
+    if (!n->removed || n->busy || n->watched || n->created)
+        return;
+    if (n == n->z->agent_node)
+        n->z->agent_node = NULL;
+    TAILQ_REMOVE(&n->z->nodes, n, link);
+    free(n->path);
+    free(n);
+}
+
+/* The session is gone: nothing we created or watched survives in it. */
+static void
+zk_forget_session(struct zkpub *z)
+{
+    struct zknode *n, *tmp;
+    struct zkcont *c;
+
+    z->session_id = 0;
+    TAILQ_FOREACH(c, &z->conts, link)
+    {
+        c->done = 0;
+        c->fails = 0;
+        c->retry_at = 0;
+    }
+    TAILQ_FOREACH_SAFE(n, &z->nodes, link, tmp)
+    {
+        n->created = 0;
+        n->conflict = 0;
+        n->done_gen = 0;
+        n->version = -1;
+        n->fails = 0;
+        n->retry_at = 0;
+        node_set_watched(n, 0);
+        node_update_published(n);
+        node_maybe_free(n);
+    }
+}
+
+/* ---- sending ---- */
+
+static int
+zk_ready(const struct zkpub *z)
+{
+    return z->zh != NULL && z->connected && z->session_id != 0;
+}
+
+static void
+cont_reconcile(struct zkpub *z, struct zkcont *c)
+{
+    struct zkreq *r;
+
+    if (!zk_ready(z) || c->done || c->busy || ev_now(z->loop) < c->retry_at)
+        return;
+    r = req_new(z, ZKOP_CONT_CREATE, NULL, c);
+    req_sent(r, zoo_acreate(z->zh, c->path, NULL, -1, &z->acl, ZOO_PERSISTENT, cb_string, r));
+}
+
+static void
+node_send_doc(struct zknode *n, enum zkop op)
+{
+    struct zkpub *z = n->z;
+    struct sbuf sb = {0};
+    struct zkreq *r;
+    int rc;
+
+    node_render(n, &sb);
+    r = req_new(z, op, n, NULL);
+    r->gen = n->want_gen;
+    if (op == ZKOP_CREATE)
+        rc = zoo_acreate(z->zh, n->path, sb.buf ? sb.buf : "", (int)sb.len, &z->acl, ZOO_EPHEMERAL,
+                         cb_string, r);
+    else
+        rc = zoo_aset(z->zh, n->path, sb.buf ? sb.buf : "", (int)sb.len, -1, cb_stat, r);
+    sbuf_free(&sb);
+    req_sent(r, rc);
+}
+
+static void
+node_send_exists(struct zknode *n)
+{
+    struct zkreq *r = req_new(n->z, ZKOP_EXISTS, n, NULL);
+
+    req_sent(r, zoo_awexists(n->z->zh, n->path, cb_node_watch, n, cb_stat, r));
+}
+
+static void
+node_send_delete(struct zknode *n, enum zkop op, int version)
+{
+    struct zkreq *r = req_new(n->z, op, n, NULL);
+
+    req_sent(r, zoo_adelete(n->z->zh, n->path, version, cb_void, r));
+}
+
+/* The header of 3.8 declares the completion as a pointer to a function pointer; the library
+ * stores and calls it as the function pointer itself, so that is what we pass. */
+static void
+node_send_unwatch(struct zknode *n)
+{
+    struct zkreq *r = req_new(n->z, ZKOP_UNWATCH, n, NULL);
+
+    req_sent(r, zoo_aremove_watches(n->z->zh, n->path, ZWATCHTYPE_DATA, cb_node_watch, n, 0,
+                                    (void_completion_t *)(uintptr_t)cb_void, r));
+}
+
+/*
+ * Brings one node towards what it should be, one request at a time:
+ * 1. a removed node is deleted if ours, its watch dropped, then it is freed;
+ * 2. its container must exist first;
+ * 3. a conflicting node is only watched, to be taken when its owner lets go;
+ * 4. otherwise create it, rewrite it if the desired document is newer, then watch it.
+ */
+static void
+node_reconcile(struct zknode *n)
+{
+    struct zkpub *z = n->z;
+
+    if (!zk_ready(z) || n->busy || ev_now(z->loop) < n->retry_at) {
+        node_maybe_free(n);
+        return;
+    }
+    if (n->removed) {
+        if (n->created)
+            node_send_delete(n, ZKOP_DELETE, -1);
+        else if (n->watched && !z->stopping)
+            node_send_unwatch(n);
+        else
+            node_maybe_free(n);
+        return;
+    }
+    if (z->stopping)
+        return;
+    if (!n->parent->done) {
+        cont_reconcile(z, n->parent);
+        return;
+    }
+    if (n->is_agent && n->agent_count != z->a->ninstances && n->done_gen == n->want_gen)
+        n->want_gen++;
+    if (n->conflict) {
+        if (!n->watched)
+            node_send_exists(n);
+    } else if (!n->created) {
+        node_send_doc(n, ZKOP_CREATE);
+    } else if (n->done_gen != n->want_gen) {
+        node_send_doc(n, ZKOP_SET);
+    } else if (!n->watched) {
+        node_send_exists(n);
+    }
+}
+
+static void
+zk_reconcile_all(struct zkpub *z)
+{
+    struct zkcont *c;
+    struct zknode *n, *tmp;
+
+    TAILQ_FOREACH(c, &z->conts, link)
+    cont_reconcile(z, c);
+    TAILQ_FOREACH_SAFE(n, &z->nodes, link, tmp)
+    node_reconcile(n);
+}
+
+/* ---- replies ---- */
+
+/* A request failed with RC: count, log, and schedule a retry where one makes sense. */
+static void
+fail(struct zkpub *z, const char *what, const char *path, int rc, int *fails, ev_tstamp *retry_at,
+     int count)
+{
+    if (count)
+        z->writes_failed++;
+    if (rc == ZCLOSING || rc == ZSESSIONEXPIRED || rc == ZINVALIDSTATE)
+        return; /* the session is ending; the next one starts afresh */
+    if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
+        log_debug(ZK_COMP, "%s %s: %s, will retry", what, path, zerror(rc));
+        return; /* retried as soon as the connection is back */
+    }
+    (*fails)++;
+    *retry_at = ev_now(z->loop) + backoff(*fails);
+    log_warn(ZK_COMP, "%s %s failed: %s (retry in %.1fs)", what, path, zerror(rc), backoff(*fails));
+}
+
+static void
+on_cont_reply(struct zkpub *z, struct zkcont *c, int rc)
+{
+    if (rc == ZOK || rc == ZNODEEXISTS) {
+        c->done = 1;
+        c->fails = 0;
+        if (rc == ZOK)
+            log_info(ZK_COMP, "created container %s", c->path);
+        zk_reconcile_all(z);
+        return;
+    }
+    fail(z, "create", c->path, rc, &c->fails, &c->retry_at, 0);
+}
+
+static void
+on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
+{
+    struct zknode *n = r->node;
+    int rc = e->rc;
+
+    switch (r->op) {
+    case ZKOP_CREATE:
+        if (rc == ZOK) {
+            n->created = 1;
+            n->done_gen = r->gen;
+            n->version = 0;
+            n->fails = 0;
+            z->writes_ok++;
+        } else if (rc == ZNODEEXISTS) {
+            struct zkreq *g = req_new(z, ZKOP_CHECK, n, NULL);
+
+            req_sent(g, zoo_aget(z->zh, n->path, 0, cb_data, g));
+            return;
+        } else if (rc == ZNONODE) {
+            n->parent->done = 0; /* someone removed the container: make it again */
+            z->writes_failed++;
+        } else {
+            fail(z, "create", n->path, rc, &n->fails, &n->retry_at, 1);
+        }
+        break;
+    case ZKOP_CHECK:
+        if (rc == ZOK && e->owner == z->session_id) {
+            /* Our own create whose reply was lost: ours, content unknown, so rewrite it. */
+            n->created = 1;
+            n->done_gen = 0;
+            n->version = e->version;
+        } else if (rc == ZOK && doc_is_ours(z, e->data, e->datalen)) {
+            log_info(ZK_COMP, "taking over %s from our previous session 0x%" PRIx64, n->path,
+                     (uint64_t)e->owner);
+            node_send_delete(n, ZKOP_TAKEOVER, e->version);
+            return;
+        } else if (rc == ZOK) {
+            if (!n->conflict) {
+                z->conflicts++;
+                log_warn(ZK_COMP,
+                         "conflict: %s is held by another agent (session 0x%" PRIx64
+                         "), not overwritten",
+                         n->path, (uint64_t)e->owner);
+            }
+            n->conflict = 1;
+        } else if (rc != ZNONODE) {
+            fail(z, "get", n->path, rc, &n->fails, &n->retry_at, 0);
+        }
+        break;
+    case ZKOP_TAKEOVER:
+        if (rc != ZOK && rc != ZNONODE && rc != ZBADVERSION)
+            fail(z, "delete", n->path, rc, &n->fails, &n->retry_at, 1);
+        break;
+    case ZKOP_SET:
+        if (rc == ZOK) {
+            n->done_gen = r->gen;
+            n->version = e->version;
+            n->fails = 0;
+            z->writes_ok++;
+        } else if (rc == ZNONODE) {
+            n->created = 0; /* deleted behind our back: create it again */
+            z->writes_failed++;
+        } else {
+            fail(z, "set", n->path, rc, &n->fails, &n->retry_at, 1);
+        }
+        break;
+    case ZKOP_DELETE:
+        if (rc == ZOK || rc == ZNONODE) {
+            n->created = 0;
+            if (rc == ZOK)
+                z->writes_ok++;
+            log_info(ZK_COMP, "deleted %s", n->path);
+        } else {
+            fail(z, "delete", n->path, rc, &n->fails, &n->retry_at, 1);
+        }
+        break;
+    case ZKOP_EXISTS:
+        if (rc == ZOK || rc == ZNONODE) {
+            node_set_watched(n, 1);
+            if (rc == ZNONODE && n->created) {
+                n->created = 0; /* gone before the watch was set: create it again */
+            } else if (rc == ZOK && n->created && n->version >= 0 && e->version != n->version) {
+                log_warn(ZK_COMP, "%s was changed by someone else: rewriting it", n->path);
+                n->done_gen = 0;
+            } else if (rc == ZNONODE && n->conflict) {
+                n->conflict = 0; /* the other agent let go */
+            }
+        } else {
+            fail(z, "exists", n->path, rc, &n->fails, &n->retry_at, 0);
+        }
+        break;
+    case ZKOP_UNWATCH:
+        if (rc == ZOK || rc == ZNOWATCHER)
+            node_set_watched(n, 0);
+        else
+            fail(z, "removewatches", n->path, rc, &n->fails, &n->retry_at, 0);
+        break;
+    default:
+        break;
+    }
+    node_update_published(n);
+}
+
+static void
+on_watch(struct zkpub *z, struct zknode *n, int type)
+{
+    node_set_watched(n, 0);
+    if (type == ZOO_DELETED_EVENT) {
+        if (n->created && !n->busy && !n->removed && !z->stopping)
+            log_warn(ZK_COMP, "%s vanished (not deleted by us): re-creating it", n->path);
+        if (!n->busy)
+            n->created = 0;
+        n->conflict = 0;
+        n->fails = 0;
+        n->retry_at = 0;
+    }
+    node_update_published(n);
+}
+
+/* ---- session ---- */
+
+static int
+zk_open(struct zkpub *z)
+{
+    struct conf *conf = z->a->conf;
+    sigset_t block, old;
+    enum log_level ll = log_get_level();
+    int err;
+
+    zoo_set_debug_level(ll == LOGL_ERROR  ? ZOO_LOG_LEVEL_ERROR
+                        : ll == LOGL_WARN ? ZOO_LOG_LEVEL_WARN
+                                          : ZOO_LOG_LEVEL_INFO);
+    /* The client's two threads inherit this mask: signals stay with the loop thread. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    z->zh = zookeeper_init2(z->hosts, cb_session, (int)conf->zk_session_timeout_ms, NULL, z,
+                            ZOO_NO_LOG_CLIENTENV, cb_log);
+    err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    z->connected = 0;
+    z->session_id = 0;
+    z->lost_since = ev_now(z->loop);
+    if (z->zh == NULL) {
+        log_error(ZK_COMP, "cannot start a session with %s: %s", z->hosts, strerror(err));
+        z->state = "closed";
+        return -1;
+    }
+    z->state = "connecting";
+    zoo_set_servers_resolution_delay(z->zh, -1);
+    if (conf->zk_auth)
+        zoo_add_auth(z->zh, "digest", conf->zk_auth, (int)strlen(conf->zk_auth), NULL, NULL);
+    log_info(ZK_COMP, "connecting to %s (session timeout %" PRId64 "ms)", z->hosts,
+             conf->zk_session_timeout_ms);
+    return 0;
+}
+
+static void on_event(struct zkpub *z, struct zkev *e);
+
+/* Drains the queue: events of a closed handle only release their requests. */
+static void
+zk_drain(struct zkpub *z)
+{
+    struct zkev *e;
+
+    while ((e = zkqueue_pop(&z->queue)) != NULL) {
+        on_event(z, e);
+        zkev_free(e);
+    }
+}
+
+/*
+ * Closes the handle from the loop thread. Completions the client dropped at close leave
+ * their requests in the registry: they are released here, after the queue is drained.
+ */
+static void
+zk_close(struct zkpub *z)
+{
+    struct zkreq *r, *tmp;
+    zhandle_t *zh = z->zh;
+
+    if (zh == NULL)
+        return;
+    z->zh = NULL;
+    z->connected = 0;
+    zookeeper_close(zh);
+    zk_drain(z);
+    TAILQ_FOREACH_SAFE(r, &z->reqs, link, tmp)
+    req_release(r);
+    zk_forget_session(z);
+}
+
+static void
+zk_restart(struct zkpub *z)
+{
+    zk_close(z);
+    if (!z->stopping)
+        zk_open(z);
+}
+
+static void zk_finish(struct zkpub *z);
+
+static void
+on_session(struct zkpub *z, const struct zkev *e)
+{
+    if (e->state == ZOO_CONNECTED_STATE) {
+        int fresh = e->session_id != z->session_id;
+
+        if (z->lost || (fresh && z->ever_connected))
+            z->reconnects++;
+        if (fresh) {
+            zk_forget_session(z);
+            z->session_id = e->session_id;
+            log_info(ZK_COMP, "session 0x%" PRIx64 " established (timeout %dms)",
+                     (uint64_t)z->session_id, zoo_recv_timeout(z->zh));
+        } else {
+            log_info(ZK_COMP, "reconnected, session 0x%" PRIx64 " kept", (uint64_t)z->session_id);
+        }
+        z->connected = 1;
+        z->ever_connected = 1;
+        z->lost = 0;
+        z->state = "connected";
+        zk_reconcile_all(z);
+    } else if (e->state == ZOO_EXPIRED_SESSION_STATE) {
+        z->sessions_expired++;
+        z->state = "expired";
+        z->lost = 1;
+        log_warn(ZK_COMP, "session 0x%" PRIx64 " expired: starting a new one",
+                 (uint64_t)z->session_id);
+        if (z->stopping)
+            zk_finish(z);
+        else
+            zk_restart(z);
+    } else if (e->state == ZOO_AUTH_FAILED_STATE) {
+        z->lost = 1;
+        log_error(ZK_COMP, "authentication failed: starting a new session");
+        if (z->stopping)
+            zk_finish(z);
+        else
+            zk_restart(z);
+    } else if (z->connected) {
+        z->connected = 0;
+        z->lost = 1;
+        z->lost_since = ev_now(z->loop);
+        z->state = "connecting";
+        log_warn(ZK_COMP, "connection lost, session 0x%" PRIx64 " kept while reconnecting",
+                 (uint64_t)z->session_id);
+        if (z->stopping)
+            zk_finish(z);
+    }
+}
+
+static int
+zk_all_deleted(const struct zkpub *z)
+{
+    const struct zknode *n;
+
+    TAILQ_FOREACH(n, &z->nodes, link)
+    if (n->created || (n->busy && n->removed))
+        return 0;
+    return 1;
+}
+
+static void
+on_event(struct zkpub *z, struct zkev *e)
+{
+    if (e->kind == ZKEV_REPLY) {
+        /* Released first, so that the reply handler may send the node's next request. */
+        struct zkreq *r = e->ctx, done = *r;
+
+        req_release(r);
+        if (z->zh == NULL)
+            return; /* a closed handle's leftover: zk_close() forgets the session */
+        if (done.cont) {
+            on_cont_reply(z, done.cont, e->rc);
+        } else {
+            on_node_reply(z, &done, e);
+            node_reconcile(done.node);
+        }
+        return;
+    }
+    if (e->zh != z->zh || z->zh == NULL)
+        return; /* from a handle already closed */
+    if (e->kind == ZKEV_SESSION) {
+        on_session(z, e);
+    } else {
+        struct zknode *n = e->ctx;
+
+        on_watch(z, n, e->type);
+        node_reconcile(n);
+    }
+}
+
+static void
+on_async(struct ev_loop *loop, ev_async *w, int revents)
+{
+    struct zkpub *z = w->data;
+
+    (void)loop;
+    (void)revents;
+    zk_drain(z);
+    if (z->stopping && !z->closed && (!z->connected || zk_all_deleted(z)))
+        zk_finish(z);
+}
+
+static void
+on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct zkpub *z = w->data;
+    ev_tstamp lost_for = ev_now(loop) - z->lost_since;
+    double limit = ZK_LOST_FACTOR * (double)z->a->conf->zk_session_timeout_ms / 1000.0;
+
+    (void)revents;
+    if (z->stopping)
+        return;
+    if (z->zh == NULL) {
+        zk_open(z);
+        return;
+    }
+    if (!z->connected && z->session_id != 0 && lost_for > limit) {
+        log_warn(ZK_COMP, "not connected for %.0fs: giving up session 0x%" PRIx64, lost_for,
+                 (uint64_t)z->session_id);
+        z->state = "expired";
+        zk_restart(z);
+        return;
+    }
+    zk_reconcile_all(z);
+}
+
+/* The end of a shutdown: close the session, stop our watchers, then report on the loop. */
+static void
+on_done_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct zkpub *z = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (z->done)
+        z->done(z->done_arg);
+}
+
+static void
+zk_finish(struct zkpub *z)
+{
+    if (z->closed)
+        return;
+    z->closed = 1;
+    ev_timer_stop(z->loop, &z->tick);
+    ev_timer_stop(z->loop, &z->finish_timer);
+    if (z->zh && z->connected && !zk_all_deleted(z))
+        log_warn(ZK_COMP, "shutdown: not every node deleted in time; closing the session");
+    zk_close(z);
+    zkqueue_stop(&z->queue);
+    z->state = "closed";
+    log_info(ZK_COMP, "session closed");
+    ev_timer_init(&z->finish_timer, on_done_timer, 0., 0.);
+    z->finish_timer.data = z;
+    ev_timer_start(z->loop, &z->finish_timer);
+}
+
+static void
+on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    zk_finish(w->data);
+}
+
+/*
+ * Rewrites HOSTS with numeric addresses, resolved once here at start-up, so that neither
+ * the loop nor a later zookeeper_init() waits on DNS. A name that does not resolve is kept
+ * as written (the client will try it). The returned string belongs to the caller.
+ */
+static char *
+zk_resolve_hosts(const char *hosts)
+{
+    struct sbuf out = {0};
+    char *copy = xstrdup(hosts), *save = NULL, *tok;
+
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(tok, ':');
+        struct addrinfo hints = {0}, *res = NULL, *ai;
+        size_t before = out.len;
+
+        while (*tok == ' ')
+            tok++;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_ADDRCONFIG;
+        if (colon && tok[0] != '[') {
+            *colon = '\0';
+            if (getaddrinfo(tok, NULL, &hints, &res) == 0) {
+                for (ai = res; ai; ai = ai->ai_next) {
+                    char ip[NI_MAXHOST];
+
+                    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0,
+                                    NI_NUMERICHOST) != 0)
+                        continue;
+                    sbuf_printf(&out, "%s%s%s%s:%s", out.len ? "," : "",
+                                ai->ai_family == AF_INET6 ? "[" : "", ip,
+                                ai->ai_family == AF_INET6 ? "]" : "", colon + 1);
+                }
+                freeaddrinfo(res);
+            }
+            *colon = ':';
+        }
+        if (out.len == before)
+            sbuf_printf(&out, "%s%s", out.len ? "," : "", tok);
+    }
+    free(copy);
+    if (out.buf == NULL)
+        sbuf_adds(&out, hosts);
+    return out.buf;
+}
+
+struct zkpub *
+zkpub_new(struct agent *a)
+{
+    struct zkpub *z = xcalloc(1, sizeof(*z));
+    struct conf *conf = a->conf;
+    const char *root = strcmp(conf->zk_root, "/") == 0 ? "" : conf->zk_root;
+    struct zkcont *agents;
+    struct inst *inst;
+    char *p;
+
+    z->a = a;
+    z->loop = a->loop;
+    z->state = "connecting";
+    TAILQ_INIT(&z->conts);
+    TAILQ_INIT(&z->nodes);
+    TAILQ_INIT(&z->reqs);
+    if (conf->zk_auth) {
+        z->acl_entries[0].perms = ZOO_PERM_ALL;
+        z->acl_entries[0].id = ZOO_AUTH_IDS;
+        z->acl_entries[1].perms = ZOO_PERM_READ;
+        z->acl_entries[1].id = ZOO_ANYONE_ID_UNSAFE;
+        z->acl.count = 2;
+        z->acl.data = z->acl_entries;
+    } else {
+        z->acl = ZOO_OPEN_ACL_UNSAFE;
+    }
+    /* Containers in creation order: the root's ancestors, the root, agents, each cluster. */
+    p = xstrdup(root);
+    for (char *s = strchr(p + (*p != '\0'), '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        cont_get(z, p);
+        *s = '/';
+    }
+    if (*root)
+        cont_get(z, root);
+    free(p);
+    p = path_join(root, "agents");
+    agents = cont_get(z, p);
+    free(p);
+    TAILQ_FOREACH(inst, &a->instances, link)
+    {
+        p = path_join(root, inst->conf->cluster);
+        cont_get(z, p);
+        free(p);
+    }
+    z->agent_node = node_new(z, agents, conf->name);
+    z->agent_node->is_agent = 1;
+    z->hosts = zk_resolve_hosts(conf->zk_hosts);
+
+    zkqueue_init(&z->queue, z->loop, on_async, z);
+    ev_timer_init(&z->tick, on_tick, ZK_TICK_S, ZK_TICK_S);
+    z->tick.data = z;
+    ev_timer_start(z->loop, &z->tick);
+    ev_init(&z->finish_timer, on_deadline);
+    z->finish_timer.data = z;
+    zk_open(z);
+    /* A publisher made again (reload with new settings) takes over the instances' states. */
+    TAILQ_FOREACH(inst, &a->instances, link)
+    {
+        if (inst->health.state != INST_UNKNOWN)
+            zkpub_update(z, inst);
+    }
+    return z;
+}
+
+void
+zkpub_update(struct zkpub *z, struct inst *inst)
+{
+    struct zknode *n;
+
+    if (z == NULL || z->stopping)
+        return;
+    if ((n = inst->zn) == NULL) {
+        const char *root = strcmp(z->a->conf->zk_root, "/") == 0 ? "" : z->a->conf->zk_root;
+        char *cpath = path_join(root, inst->conf->cluster);
+        char *path = path_join(cpath, inst->conf->name);
+
+        /* A node still being deleted after a reload dropped it is taken back. */
+        TAILQ_FOREACH(n, &z->nodes, link)
+        if (n->removed && !n->is_agent && strcmp(n->path, path) == 0)
+            break;
+        if (n) {
+            n->removed = 0;
+        } else {
+            n = node_new(z, cont_get(z, cpath), inst->conf->name);
+        }
+        free(path);
+        free(cpath);
+        n->inst = inst;
+        inst->zn = n;
+        cont_reconcile(z, n->parent);
+    }
+    n->want_gen++;
+    inst->published = 0;
+    node_reconcile(n);
+    if (z->agent_node)
+        node_reconcile(z->agent_node);
+}
+
+void
+zkpub_remove(struct zkpub *z, struct inst *inst)
+{
+    struct zknode *n = inst->zn;
+
+    inst->published = 0;
+    if (n == NULL)
+        return;
+    inst->zn = NULL;
+    n->inst = NULL;
+    if (z == NULL)
+        return;
+    n->removed = 1;
+    node_reconcile(n);
+    if (z->agent_node)
+        node_reconcile(z->agent_node);
+}
+
+void
+zkpub_get_stats(const struct zkpub *z, struct zkpub_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (z == NULL) {
+        out->state = "closed";
+        return;
+    }
+    out->state = z->state;
+    out->session_id = z->zh ? z->session_id : 0; /* kept while reconnecting */
+    out->writes_ok = z->writes_ok;
+    out->writes_failed = z->writes_failed;
+    out->reconnects = z->reconnects;
+    out->sessions_expired = z->sessions_expired;
+    out->conflicts = z->conflicts;
+    out->pending = z->pending;
+    out->watches = z->watches;
+}
+
+void
+zkpub_shutdown(struct zkpub *z, void (*done)(void *arg), void *arg)
+{
+    struct zknode *n;
+    double budget = (double)z->a->conf->shutdown_timeout_ms / 1000.0;
+    double deletes = budget - ZK_CLOSE_MARGIN_S;
+
+    if (z->stopping)
+        return;
+    z->stopping = 1;
+    z->done = done;
+    z->done_arg = arg;
+    TAILQ_FOREACH(n, &z->nodes, link)
+    {
+        n->removed = 1;
+        n->retry_at = 0;
+        if (n->inst) {
+            n->inst->zn = NULL;
+            n->inst = NULL;
+        }
+    }
+    if (!zk_ready(z)) {
+        zk_finish(z); /* ZooKeeper unreachable: nothing to wait for */
+        return;
+    }
+    if (deletes < budget / 2)
+        deletes = budget / 2;
+    ev_timer_set(&z->finish_timer, deletes, 0.);
+    ev_timer_start(z->loop, &z->finish_timer);
+    log_info(ZK_COMP, "shutdown: deleting our nodes");
+    zk_reconcile_all(z);
+    if (zk_all_deleted(z))
+        zk_finish(z);
+}
+
+void
+zkpub_free(struct zkpub *z)
+{
+    struct zknode *n;
+    struct zkcont *c;
+
+    if (z == NULL)
+        return;
+    ev_timer_stop(z->loop, &z->tick);
+    ev_timer_stop(z->loop, &z->finish_timer);
+    zk_close(z);
+    zkqueue_destroy(&z->queue);
+    while ((n = TAILQ_FIRST(&z->nodes)) != NULL) {
+        TAILQ_REMOVE(&z->nodes, n, link);
+        if (n->inst)
+            n->inst->zn = NULL;
+        free(n->path);
+        free(n);
+    }
+    while ((c = TAILQ_FIRST(&z->conts)) != NULL) {
+        TAILQ_REMOVE(&z->conts, c, link);
+        free(c->path);
+        free(c);
+    }
+    free(z->hosts);
+    free(z);
+}
