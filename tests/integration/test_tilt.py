@@ -1,8 +1,8 @@
 """TILT: when the agent's own loop stalls (SIGSTOP of the agent), timeouts judged on that bad
 timing do not take an instance down.
 
-A slow but healthy Redis stand-in answers every command after 150 ms (timeout 190 ms,
-interval 200 ms), so a probe is in flight most of the time; each SIGSTOP of the agent then
+A slow but healthy Redis stand-in answers every command after 100 ms (timeout 190 ms,
+interval 200 ms), so a probe is in flight half of the time; each SIGSTOP of the agent then
 freezes a probe whose deadline fires a second late on SIGCONT. Without TILT every such probe
 would be a timeout and, with fall = 1, a transition to down.
 """
@@ -77,11 +77,11 @@ class SlowRedis:
 
 
 def test_agent_stall_does_not_take_instances_down(env):
-    slow = env.register(SlowRedis(0.15))
+    slow = env.register(SlowRedis(0.10))
     a = Agent(env, instances=[instance("slow", slow.address)], interval="200ms",
               timeout="190ms", rise=1, fall=1)
     up = a.wait_instance("slow", state="up", role="master")
-    for _ in range(10):
+    for _ in range(20):
         a.signal(signal.SIGSTOP)
         time.sleep(1.0)
         a.signal(signal.SIGCONT)
