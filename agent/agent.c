@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "httpmetrics.h"
 #include "log.h"
 #include "notify.h"
 #include "report.h"
@@ -52,6 +53,13 @@ spread_delay(const struct conf_instance *ci, int i, int n)
     return n > 0 ? interval * (double)i / (double)n + jitter : jitter;
 }
 
+/* The metrics HTTP server's body: the same exposition as the stats socket's `metrics`. */
+static void
+metrics_body(void *ud, struct sbuf *out)
+{
+    report_metrics(ud, out);
+}
+
 static struct inst *
 add_instance(struct agent *a, const struct conf_instance *ci)
 {
@@ -87,6 +95,14 @@ agent_start(struct agent *a)
     if (a->stats == NULL) {
         log_error("stats", "%s", err);
         return -1;
+    }
+    if (a->conf->metrics_listen != NULL) {
+        a->metrics =
+            httpmetrics_listen(a->loop, &a->conf->metrics_addr, metrics_body, a, err, sizeof(err));
+        if (a->metrics == NULL) {
+            log_error("metrics", "%s", err);
+            return -1; /* agent_free() closes the stats socket */
+        }
     }
     ev_signal_start(a->loop, &a->sigterm);
     ev_signal_start(a->loop, &a->sigint);
@@ -159,6 +175,28 @@ reload_stats_socket(struct agent *a, const struct conf *o, const struct conf *n)
     a->stats = s;
 }
 
+/* Moves the metrics listener when metrics_listen changed. Keeps the old one on failure. */
+static void
+reload_metrics(struct agent *a, const struct conf *o, const struct conf *n)
+{
+    char err[256];
+    struct httpmetrics *h = NULL;
+
+    if (n->metrics_listen != NULL && httpmetrics_is_on(a->metrics, &n->metrics_addr))
+        return;
+    if (n->metrics_listen != NULL) {
+        h = httpmetrics_listen(a->loop, &n->metrics_addr, metrics_body, a, err, sizeof(err));
+        if (h == NULL) {
+            log_error("metrics", "%s; %s %s", err,
+                      a->metrics ? "still serving" : "metrics stay off",
+                      a->metrics ? o->metrics_listen : "");
+            return;
+        }
+    }
+    httpmetrics_close(a->metrics);
+    a->metrics = h;
+}
+
 /*
  * Applies a new valid config as a diff: instances that are gone stop and lose their node,
  * changed ones restart, new ones start, unchanged ones keep their link, state and node.
@@ -193,6 +231,7 @@ apply_conf(struct agent *a, struct conf *nc)
         remove_instance(a, inst);
     }
     reload_stats_socket(a, oc, nc);
+    reload_metrics(a, oc, nc);
     if (!a->log_level_forced)
         log_set_level(nc->log_level);
     a->conf = nc;
@@ -250,6 +289,8 @@ shutdown_finish(void *arg)
     ev_signal_stop(a->loop, &a->sigint);
     ev_signal_stop(a->loop, &a->sighup);
     notify_stop(a);
+    httpmetrics_close(a->metrics);
+    a->metrics = NULL;
     stats_close(a->stats);
     a->stats = NULL;
     log_info("agent", "stopped");
@@ -314,6 +355,7 @@ agent_free(struct agent *a)
     ev_signal_stop(a->loop, &a->sigint);
     ev_signal_stop(a->loop, &a->sighup);
     notify_stop(a);
+    httpmetrics_close(a->metrics);
     stats_close(a->stats);
     zkpub_free(a->zk); /* before the instances: it detaches their nodes */
     a->zk = NULL;

@@ -222,18 +222,25 @@ report_metrics(struct agent *a, struct sbuf *out)
     struct inst *inst;
 
     selfstat_read(&ss);
-    metric_d(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time.",
-             ss.cpu_seconds);
-    metric_u(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
-             (uint64_t)ss.rss_bytes);
-    metric_u(out, "process_open_fds", "gauge", "Number of open file descriptors.",
-             (uint64_t)ss.fds);
-    metric_d(out, "process_start_time_seconds", "gauge",
-             "Start time of the process since the Unix epoch in seconds.", ss.start_time);
-    metric_u(out, "process_threads", "gauge", "Number of OS threads in the process.",
-             (uint64_t)ss.threads);
-    metric_u(out, "sentinel_agent_heap_bytes", "gauge", "Heap bytes in use (malloc).",
-             (uint64_t)ss.heap_bytes);
+    /* A reading the kernel would not give (-1) is left out rather than shown as a value. */
+    if (ss.cpu_seconds >= 0)
+        metric_d(out, "process_cpu_seconds_total", "counter",
+                 "Total user and system CPU time spent in seconds.", ss.cpu_seconds);
+    if (ss.rss_bytes >= 0)
+        metric_u(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                 (uint64_t)ss.rss_bytes);
+    if (ss.fds >= 0)
+        metric_u(out, "process_open_fds", "gauge", "Number of open file descriptors.",
+                 (uint64_t)ss.fds);
+    if (ss.start_time >= 0)
+        metric_d(out, "process_start_time_seconds", "gauge",
+                 "Start time of the process since unix epoch in seconds.", ss.start_time);
+    if (ss.threads >= 0)
+        metric_u(out, "process_threads", "gauge", "Number of OS threads in the process.",
+                 (uint64_t)ss.threads);
+    if (ss.heap_bytes >= 0)
+        metric_u(out, "sentinel_agent_heap_bytes", "gauge", "Heap bytes in use (malloc).",
+                 (uint64_t)ss.heap_bytes);
 
     family(out, "sentinel_agent_build_info", "gauge", "Build information.");
     sbuf_printf(out, "sentinel_agent_build_info{version=\"%s\"} 1\n", SA_VERSION);

@@ -29,12 +29,13 @@ struct agent_counters {
 
 struct stats_server;
 struct zkpub;
+struct httpmetrics;
 
 /*
  * The one agent context. Owner: main(); created by agent_new(), released by agent_free().
- * It owns conf, every inst in instances, the stats server, the ZooKeeper publisher and its
- * signal and shutdown watchers. Reached from callbacks through inst->agent or
- * ev_userdata(loop).
+ * It owns conf, every inst in instances, the stats server, the metrics HTTP server, the
+ * ZooKeeper publisher and its signal and shutdown watchers. Reached from callbacks through
+ * inst->agent or ev_userdata(loop).
  */
 struct agent {
     struct ev_loop *loop;
@@ -46,6 +47,7 @@ struct agent {
     int64_t started_ms;   /* wall clock at start */
     ev_tstamp started_at; /* ev_now() at start */
     struct stats_server *stats;
+    struct httpmetrics *metrics; /* NULL unless metrics_listen is set */
     struct zkpub *zk;
     ev_signal sigterm;
     ev_signal sigint;

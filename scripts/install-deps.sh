@@ -1,6 +1,8 @@
 #!/bin/sh
 # install-deps.sh -- installs, with apt-get, the Debian 12 packages sentinel-agent needs to
-# build, test and run its demo. Idempotent: installs only what is missing. Run as root.
+# build, test, package (cpack's dpkg-shlibdeps and file; systemd-analyze and man for the unit
+# checks; clang/libFuzzer, valgrind and gnuplot for the leak-safety runs) and run its demo.
+# Idempotent: installs only what is missing. Run as root.
 set -eu
 
 PKGS="build-essential cmake pkg-config
@@ -8,7 +10,9 @@ libev-dev libhiredis-dev libzookeeper-mt-dev libinih-dev libsystemd-dev libjanss
 libcmocka-dev
 redis-server redis-tools zookeeper default-jre-headless
 python3 python3-pytest python3-redis python3-kazoo python3-prometheus-client
-socat procps"
+socat procps
+dpkg-dev file man-db systemd
+clang libclang-rt-14-dev valgrind gnuplot-nox"
 
 missing=""
 for p in $PKGS; do

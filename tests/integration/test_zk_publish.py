@@ -130,7 +130,15 @@ def test_watch_count_constant_across_flaps(env):
     assert sorted(after[sid]) == expect
     doc, st1 = node_doc(k, "/sa/default/c")
     assert doc["state"] == "up" and st1.czxid == st0.czxid
-    assert 40 <= st1.version - st0.version <= 42  # one write per change, no more
+    # At most one write per change, never one per probe: a down -> up pair that happens
+    # while the first write is in flight coalesces (desired-state reconciliation), so
+    # fewer than 40 writes under load is correct.
+    writes = st1.version - st0.version
+    assert 2 <= writes <= 42, writes
+    # and steady probing writes nothing
+    p0 = st["probes_total"]
+    wait_until(lambda: a.stats()["probes_total"] >= p0 + 20, 5)
+    assert node_doc(k, "/sa/default/c")[1].version == st1.version
     assert a.threads() == 3
 
 

@@ -1,0 +1,357 @@
+/* test_httpmetrics.c -- unit tests of the metrics HTTP server, driven on a real libev loop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "httpmetrics.h"
+#include "util.h"
+
+/* The fixture: a fresh loop, a server on a free loopback port, the body it serves. */
+struct fix {
+    struct ev_loop *loop;
+    struct conf_addr addr;
+    struct httpmetrics *srv;
+    size_t body_size; /* 0: a short exposition */
+    int calls;        /* times the body callback ran */
+};
+
+static void
+test_body(void *ud, struct sbuf *out)
+{
+    struct fix *f = ud;
+
+    f->calls++;
+    if (f->body_size == 0) {
+        sbuf_adds(out, "# HELP up Up.\n# TYPE up gauge\nup 1\n");
+        return;
+    }
+    char chunk[4096];
+    memset(chunk, '#', sizeof(chunk));
+    chunk[sizeof(chunk) - 1] = '\n';
+    for (size_t i = 0; i < f->body_size / sizeof(chunk); i++)
+        sbuf_add(out, chunk, sizeof(chunk));
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A loopback port nobody listens on right now. */
+static int
+free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static int
+setup(void **state)
+{
+    struct fix *f = xcalloc(1, sizeof(*f));
+    char err[256] = "";
+
+    f->loop = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(f->loop);
+    f->addr.family = AF_INET;
+    util_strlcpy(f->addr.host, "127.0.0.1", sizeof(f->addr.host));
+    for (int i = 0; i < 10 && f->srv == NULL; i++) {
+        f->addr.port = free_port();
+        f->srv = httpmetrics_listen(f->loop, &f->addr, test_body, f, err, sizeof(err));
+    }
+    if (f->srv == NULL)
+        fail_msg("httpmetrics_listen: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fix *f = *state;
+
+    httpmetrics_close(f->srv);
+    ev_loop_destroy(f->loop);
+    free(f);
+    return 0;
+}
+
+static int
+client_connect(struct fix *f, int rcvbuf)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)f->addr.port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    int rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+    assert_true(rc == 0 || errno == EINPROGRESS);
+    return fd;
+}
+
+static void
+send_str(int fd, const char *s)
+{
+    size_t n = strlen(s), off = 0;
+    while (off < n) {
+        ssize_t w = send(fd, s + off, n - off, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EAGAIN || errno == EINPROGRESS || errno == ENOTCONN)) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            poll(&p, 1, 10);
+            continue;
+        }
+        assert_true(w > 0);
+        off += (size_t)w;
+    }
+}
+
+/*
+ * Runs the loop and reads FD until the server closes it (or 5 s pass); returns what was
+ * read, which the caller frees.
+ */
+static char *
+read_to_eof(struct fix *f, int fd, size_t *lenp)
+{
+    struct sbuf in = {0};
+    char buf[65536];
+    double deadline = now_s() + 5.0;
+
+    for (;;) {
+        ev_run(f->loop, EVRUN_NOWAIT);
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            sbuf_add(&in, buf, (size_t)n);
+            continue;
+        }
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            break;
+        if (now_s() > deadline)
+            fail_msg("no EOF from the server within 5 s (got %zu bytes)", in.len);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, 1);
+    }
+    sbuf_adds(&in, "");
+    if (lenp != NULL)
+        *lenp = in.len;
+    return in.buf;
+}
+
+/* Sends REQ on a fresh connection, half-closes, and returns the whole response. */
+static char *
+exchange(struct fix *f, const char *req)
+{
+    int fd = client_connect(f, 0);
+    send_str(fd, req);
+    shutdown(fd, SHUT_WR);
+    char *resp = read_to_eof(f, fd, NULL);
+    close(fd);
+    return resp;
+}
+
+static void
+assert_status(const char *resp, const char *status_line)
+{
+    if (strncmp(resp, status_line, strlen(status_line)) != 0)
+        fail_msg("expected \"%s\", got \"%.80s\"", status_line, resp);
+    assert_non_null(strstr(resp, "\r\nConnection: close\r\n"));
+}
+
+static void
+test_get_metrics(void **state)
+{
+    struct fix *f = *state;
+    char *resp = exchange(f, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
+
+    assert_status(resp, "HTTP/1.1 200 OK\r\n");
+    assert_non_null(strstr(resp, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    assert_non_null(strstr(resp, "\r\nContent-Length: 35\r\n"));
+    const char *body = strstr(resp, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "# HELP up Up.\n# TYPE up gauge\nup 1\n");
+    assert_int_equal(f->calls, 1);
+    free(resp);
+
+    resp = exchange(f, "HEAD /metrics?x=1 HTTP/1.0\n\n");
+    assert_status(resp, "HTTP/1.1 200 OK\r\n");
+    assert_non_null(strstr(resp, "\r\nContent-Length: 35\r\n"));
+    assert_string_equal(strstr(resp, "\r\n\r\n"), "\r\n\r\n"); /* no body */
+    free(resp);
+}
+
+static void
+test_errors(void **state)
+{
+    struct fix *f = *state;
+    static const struct {
+        const char *req;
+        const char *status;
+    } cases[] = {
+        {"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 404 "},
+        {"GET /metrics/ HTTP/1.0\r\n\r\n", "HTTP/1.1 404 "},
+        {"POST /metrics HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc", "HTTP/1.1 405 "},
+        {"get /metrics HTTP/1.0\r\n\r\n", "HTTP/1.1 405 "},
+        {"GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /metrics HTTP/3\r\n\r\n", "HTTP/1.1 505 "},
+        {"GET /metrics FTP/1.0\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET  /metrics HTTP/1.0\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /met rics HTTP/1.0\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET http://x/metrics HTTP/1.0\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /metrics HTTP/1.0\r\nBad Header: x\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /metrics HTTP/1.0\r\n: x\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /metrics HTTP/1.0\r\nX: a\x01b\r\n\r\n", "HTTP/1.1 400 "},
+        {"\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /metrics HTTP/1.0\r\n", "HTTP/1.1 400 "}, /* EOF inside the head */
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *resp = exchange(f, cases[i].req);
+        if (strncmp(resp, cases[i].status, strlen(cases[i].status)) != 0)
+            fail_msg("case %zu: expected \"%s\", got \"%.60s\"", i, cases[i].status, resp);
+        free(resp);
+    }
+    char *resp = exchange(f, "POST /metrics HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(resp, "\r\nAllow: GET, HEAD\r\n"));
+    free(resp);
+    assert_int_equal(f->calls, 0);
+    /* A connection that sends nothing and hangs up gets nothing. */
+    resp = exchange(f, "");
+    assert_string_equal(resp, "");
+    free(resp);
+}
+
+static void
+test_head_too_long(void **state)
+{
+    struct fix *f = *state;
+    struct sbuf req = {0};
+
+    sbuf_adds(&req, "GET /metrics HTTP/1.0\r\nX-Long: ");
+    while (req.len < 3 * HTTPMETRICS_HEAD_MAX)
+        sbuf_adds(&req, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    sbuf_adds(&req, "\r\n\r\n");
+    /* The whole request is read by the server only partly: it must still answer cleanly. */
+    char *resp = exchange(f, req.buf);
+    assert_status(resp, "HTTP/1.1 431 ");
+    free(resp);
+    sbuf_free(&req);
+    assert_int_equal(f->calls, 0);
+}
+
+/* A client that never reads a big answer does not stall the loop, and gets all of it later. */
+static void
+test_slow_reader_never_blocks(void **state)
+{
+    struct fix *f = *state;
+    size_t len;
+
+    f->body_size = 16 * 1024 * 1024;
+    int fd = client_connect(f, 4096);
+    send_str(fd, "GET /metrics HTTP/1.0\r\n\r\n");
+    double t0 = now_s();
+    for (int i = 0; i < 200; i++) {
+        ev_run(f->loop, EVRUN_NOWAIT);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, 1);
+    }
+    assert_true(now_s() - t0 < 2.0);
+    assert_int_equal(f->calls, 1);
+    char *resp = read_to_eof(f, fd, &len);
+    close(fd);
+    assert_status(resp, "HTTP/1.1 200 OK\r\n");
+    assert_non_null(strstr(resp, "\r\nContent-Length: 16777216\r\n"));
+    assert_int_equal(len - (size_t)(strstr(resp, "\r\n\r\n") + 4 - resp), f->body_size);
+    free(resp);
+}
+
+static void
+test_client_cap(void **state)
+{
+    struct fix *f = *state;
+    int fds[HTTPMETRICS_MAX_CLIENTS];
+
+    for (int i = 0; i < HTTPMETRICS_MAX_CLIENTS; i++)
+        fds[i] = client_connect(f, 0);
+    for (int i = 0; i < 20; i++)
+        ev_run(f->loop, EVRUN_NOWAIT);
+    /* One too many: closed at once, without an answer. */
+    int extra = client_connect(f, 0);
+    char *resp = read_to_eof(f, extra, NULL);
+    assert_string_equal(resp, "");
+    free(resp);
+    close(extra);
+    /* A slot freed: served again. */
+    close(fds[0]);
+    for (int i = 0; i < 20; i++)
+        ev_run(f->loop, EVRUN_NOWAIT);
+    resp = exchange(f, "GET /metrics HTTP/1.0\r\n\r\n");
+    assert_status(resp, "HTTP/1.1 200 OK\r\n");
+    free(resp);
+    for (int i = 1; i < HTTPMETRICS_MAX_CLIENTS; i++)
+        close(fds[i]);
+}
+
+static void
+test_listen_errors(void **state)
+{
+    struct fix *f = *state;
+    char err[256] = "";
+    struct conf_addr bad = f->addr;
+
+    /* The port is taken (by the fixture's own server). */
+    assert_null(httpmetrics_listen(f->loop, &f->addr, test_body, f, err, sizeof(err)));
+    char want[128];
+    snprintf(want, sizeof(want), "metrics_listen 127.0.0.1:%d: cannot bind: Address already in use",
+             f->addr.port);
+    assert_string_equal(err, want);
+    util_strlcpy(bad.host, "not-an-ip", sizeof(bad.host));
+    assert_null(httpmetrics_listen(f->loop, &bad, test_body, f, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a numeric IPv4 or IPv6 address"));
+
+    assert_true(httpmetrics_is_on(f->srv, &f->addr));
+    bad = f->addr;
+    bad.port++;
+    assert_false(httpmetrics_is_on(f->srv, &bad));
+    assert_false(httpmetrics_is_on(NULL, &f->addr));
+    httpmetrics_close(NULL);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_too_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_reader_never_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listen_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
