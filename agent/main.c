@@ -17,6 +17,7 @@
 
 #define EXIT_USAGE  64 /* EX_USAGE */
 #define EXIT_CONFIG 78 /* EX_CONFIG */
+#define TRIM_PERIOD 10.0 /* seconds between malloc_trim() calls */
 
 static void
 usage(FILE *f)
@@ -42,6 +43,22 @@ keep_std_fds(void)
             close(nfd);
         }
     }
+}
+
+/*
+ * glibc keeps freed heap pages resident: after a burst (a flood of stats clients, a reload,
+ * a ZooKeeper re-init) RSS would stay at the burst's high-water mark, far above what is in
+ * use, and drift with fragmentation. Giving free pages back every TRIM_PERIOD keeps RSS
+ * following heap-in-use (docs/leak-safety.md). The timer is unref'd: it never keeps ev_run
+ * from returning at shutdown.
+ */
+static void
+on_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    malloc_trim(0);
 }
 
 static void
@@ -132,10 +149,16 @@ main(int argc, char **argv)
     struct agent *a = agent_new(loop, conf);
     a->log_level_forced = level_arg != NULL;
     int rc = 0;
+    ev_timer trim;
+    ev_timer_init(&trim, on_trim, TRIM_PERIOD, TRIM_PERIOD);
+    ev_timer_start(loop, &trim);
+    ev_unref(loop);
     if (agent_start(a) < 0)
         rc = 1;
     else
         ev_run(loop, 0);
+    ev_ref(loop);
+    ev_timer_stop(loop, &trim);
     agent_free(a);
     ev_loop_destroy(loop);
     return rc;
