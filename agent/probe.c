@@ -263,6 +263,7 @@ link_open(struct inst *inst, struct probe_result *r)
         util_strlcpy(r->reason, "cannot attach to the event loop", sizeof(r->reason));
         return -1;
     }
+    reply_bound_reader(ac->c.reader);
     ac->data = inst;
     redisAsyncSetConnectCallback(ac, connect_cb);
     redisAsyncSetDisconnectCallback(ac, disconnect_cb);

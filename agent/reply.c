@@ -91,9 +91,39 @@ reply_parse_role(const redisReply *r)
     return ROLE_UNKNOWN;
 }
 
+/* hiredis's own object functions, with createArray bounded (filled on first use). */
+static redisReplyObjectFunctions bounded_fns;
+static void *(*default_create_array)(const redisReadTask *, int);
+
+static void *
+bounded_create_array(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || elements > REPLY_MAX_ELEMENTS)
+        return NULL;
+    return default_create_array(task, elements);
+}
+
+void
+reply_bound_reader(redisReader *r)
+{
+    if (r->fn == &bounded_fns)
+        return;
+    if (default_create_array == NULL) {
+        bounded_fns = *r->fn;
+        default_create_array = r->fn->createArray;
+        bounded_fns.createArray = bounded_create_array;
+    }
+    r->fn = &bounded_fns;
+}
+
 enum probe_status
 reply_classify_error(int err, const char *errstr, char *reason, size_t len)
 {
+    if (err == REDIS_ERR_OOM) {
+        /* a bounded reader refused an oversized reply (see reply_bound_reader) */
+        util_strlcpy(reason, "protocol error: reply too large", len);
+        return PROBE_FAILED;
+    }
     if (err == REDIS_ERR_PROTOCOL) {
         util_strlcpy(reason, "protocol error", len);
         return PROBE_FAILED;

@@ -36,6 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* 1. the byte stream as hiredis parses it, in two chunks to cross a boundary */
     rd = redisReaderCreate();
+    reply_bound_reader(rd); /* as the agent's links are */
     size_t cut = data[0] % (size + 1);
     if (redisReaderFeed(rd, (const char *)data, cut) == REDIS_OK &&
         redisReaderFeed(rd, (const char *)data + cut, size - cut) == REDIS_OK) {

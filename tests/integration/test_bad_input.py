@@ -161,6 +161,8 @@ def test_bad_inputs_get_a_clear_error_and_lose_nothing(env):
         "http": Responder(b"HTTP/1.1 400 Bad Request\r\n\r\n"),
         "ctrl": Responder(b"-ERR \x01\xff\xfe\x1b[31m evil\r\n"),
         "flood": Responder(b"$1000000000\r\n" + b"z" * 65536, flood=True),
+        # hiredis 0.14 would allocate room for a billion elements (9.7 GB) on this header
+        "huge": Responder(b"*1222222222\r\n"),
     }
     for p in peers.values():
         env.register(p)
@@ -175,6 +177,8 @@ def test_bad_inputs_get_a_clear_error_and_lose_nothing(env):
     assert all(0x20 <= ord(ch) < 0x7f for ch in ctrl["reason"]), ctrl["reason"]
     doc, _ = node_doc(k, "/bad/x/ctrl")
     assert doc["reason"] == ctrl["reason"]
+    huge = a.wait_instance("huge", timeout=5, state="down", published=True)
+    assert huge["reason"] == "protocol error: reply too large", huge
     flood = a.wait_instance("flood", timeout=5, state="down", published=True)
     assert flood["reason"] == "timeout", flood
     rss0, heap0 = a.rss_bytes(), a.stats()["heap_bytes"]

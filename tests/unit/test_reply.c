@@ -138,6 +138,39 @@ connection_errors(void **state)
     assert_string_equal(got, "connection error: Network is unreachable");
 }
 
+static void
+huge_arrays_are_refused(void **state)
+{
+    (void)state;
+    redisReader *rd = redisReaderCreate();
+    void *reply = NULL;
+    const char huge[] = "*1222222222\r\n";
+    char reason[HEALTH_REASON_MAX];
+
+    reply_bound_reader(rd);
+    redisReaderFeed(rd, huge, sizeof(huge) - 1);
+    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_ERR);
+    assert_null(reply);
+    assert_int_equal(rd->err, REDIS_ERR_OOM);
+    assert_int_equal(reply_classify_error(rd->err, rd->errstr, reason, sizeof(reason)),
+                     PROBE_FAILED);
+    assert_string_equal(reason, "protocol error: reply too large");
+    redisReaderFree(rd);
+
+    /* a ROLE reply of a master with a few replicas still parses */
+    rd = redisReaderCreate();
+    reply_bound_reader(rd);
+    const char role[] = "*3\r\n$6\r\nmaster\r\n:10\r\n*2\r\n*3\r\n$9\r\n127.0.0.1\r\n"
+                        "$4\r\n6380\r\n$2\r\n10\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6381\r\n"
+                        "$2\r\n10\r\n";
+    redisReaderFeed(rd, role, sizeof(role) - 1);
+    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
+    assert_non_null(reply);
+    assert_int_equal(reply_parse_role(reply), ROLE_MASTER);
+    freeReplyObject(reply);
+    redisReaderFree(rd);
+}
+
 int
 main(void)
 {
@@ -145,6 +178,7 @@ main(void)
         cmocka_unit_test(ping_replies),      cmocka_unit_test(long_error_is_cut),
         cmocka_unit_test(auth_replies),      cmocka_unit_test(role_replies),
         cmocka_unit_test(connection_errors),
+        cmocka_unit_test(huge_arrays_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
