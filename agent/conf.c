@@ -1177,12 +1177,24 @@ conf_parse_address(const char *s, struct conf_addr *a, char *err, size_t errlen)
                  rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return -1;
     }
-    a->family = res->ai_family;
-    if (res->ai_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, a->host,
+    /*
+     * A name with both kinds of address (localhost: ::1 and 127.0.0.1, ::1 usually first)
+     * takes the IPv4 one: a Redis bound to 127.0.0.1 only is the common case, and the agent
+     * connects to one address, never falling back to the next.
+     */
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            pick = ai;
+            break;
+        }
+    }
+    a->family = pick->ai_family;
+    if (pick->ai_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)pick->ai_addr)->sin_addr, a->host,
                   sizeof(a->host));
     else
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr, a->host,
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)pick->ai_addr)->sin6_addr, a->host,
                   sizeof(a->host));
     a->port = (int)port;
     freeaddrinfo(res);
