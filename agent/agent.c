@@ -108,8 +108,7 @@ agent_start(struct agent *a)
     ev_signal_start(a->loop, &a->sigint);
     ev_signal_start(a->loop, &a->sighup);
 
-    TAILQ_FOREACH(ci, &a->conf->instances, link)
-    {
+    TAILQ_FOREACH (ci, &a->conf->instances, link) {
         struct inst *inst = add_instance(a, ci);
         inst_start(inst, spread_delay(ci, i++, a->conf->ninstances));
     }
@@ -147,9 +146,9 @@ find_inst(struct agent *a, const char *name)
 {
     struct inst *inst;
 
-    TAILQ_FOREACH(inst, &a->instances, link)
-    if (strcmp(inst->conf->name, name) == 0)
-        return inst;
+    TAILQ_FOREACH (inst, &a->instances, link)
+        if (strcmp(inst->conf->name, name) == 0)
+            return inst;
     return NULL;
 }
 
@@ -237,8 +236,7 @@ apply_conf(struct agent *a, struct conf *nc)
     a->conf = nc;
     conf_free(oc);
 
-    TAILQ_FOREACH(ci, &nc->instances, link)
-    {
+    TAILQ_FOREACH (ci, &nc->instances, link) {
         i++;
         if (find_inst(a, ci->name) != NULL)
             continue;
@@ -318,8 +316,8 @@ agent_stop(struct agent *a)
     a->stopping = 1;
     log_info("agent", "stopping");
     notify_stopping(a);
-    TAILQ_FOREACH(inst, &a->instances, link)
-    inst_stop(inst);
+    TAILQ_FOREACH (inst, &a->instances, link)
+        inst_stop(inst);
     ev_timer_set(&a->shutdown_timer, (double)a->conf->shutdown_timeout_ms / 1000.0, 0.);
     ev_timer_start(a->loop, &a->shutdown_timer);
     if (a->zk != NULL)

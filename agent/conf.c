@@ -1038,8 +1038,7 @@ conf_find_instance(const struct conf *conf, const char *name)
 {
     const struct conf_instance *ci;
 
-    TAILQ_FOREACH(ci, &conf->instances, link)
-    {
+    TAILQ_FOREACH (ci, &conf->instances, link) {
         if (strcmp(ci->name, name) == 0)
             return ci;
     }

@@ -15,8 +15,8 @@
 #include "conf.h"
 #include "log.h"
 
-#define EXIT_USAGE  64 /* EX_USAGE */
-#define EXIT_CONFIG 78 /* EX_CONFIG */
+#define EXIT_USAGE  64   /* EX_USAGE */
+#define EXIT_CONFIG 78   /* EX_CONFIG */
 #define TRIM_PERIOD 10.0 /* seconds between malloc_trim() calls */
 
 static void

@@ -24,8 +24,7 @@ notify_summary(struct agent *a, char *buf, size_t len)
     int up = 0, down = 0, unknown = 0;
     struct inst *inst;
 
-    TAILQ_FOREACH(inst, &a->instances, link)
-    {
+    TAILQ_FOREACH (inst, &a->instances, link) {
         if (inst->health.state == INST_UP)
             up++;
         else if (inst->health.state == INST_DOWN)

@@ -119,8 +119,7 @@ report_instances_json(struct agent *a, struct sbuf *out)
     json_t *arr = json_array();
     struct inst *inst;
 
-    TAILQ_FOREACH(inst, &a->instances, link)
-    {
+    TAILQ_FOREACH (inst, &a->instances, link) {
         const struct health *h = &inst->health;
         json_t *o = json_object();
         set(o, "name", jstr(inst->conf->name));
@@ -249,31 +248,27 @@ report_metrics(struct agent *a, struct sbuf *out)
 
     family(out, "sentinel_agent_instance_up", "gauge",
            "1 if the instance is up, 0 if down or not yet probed.");
-    TAILQ_FOREACH(inst, &a->instances, link)
-    {
+    TAILQ_FOREACH (inst, &a->instances, link) {
         sbuf_adds(out, "sentinel_agent_instance_up");
         inst_labels(out, inst);
         sbuf_printf(out, "} %d\n", inst->health.state == INST_UP);
     }
     family(out, "sentinel_agent_instance_role", "gauge", "The instance's role (1 for the role).");
-    TAILQ_FOREACH(inst, &a->instances, link)
-    {
+    TAILQ_FOREACH (inst, &a->instances, link) {
         sbuf_adds(out, "sentinel_agent_instance_role");
         inst_labels(out, inst);
         sbuf_printf(out, ",role=\"%s\"} 1\n", health_role_name(inst->health.role));
     }
     family(out, "sentinel_agent_instance_latency_seconds", "gauge",
            "Round trip of the instance's last successful probe.");
-    TAILQ_FOREACH(inst, &a->instances, link)
-    {
+    TAILQ_FOREACH (inst, &a->instances, link) {
         sbuf_adds(out, "sentinel_agent_instance_latency_seconds");
         inst_labels(out, inst);
         sbuf_printf(out, "} %.6f\n", (double)inst->health.latency_us / 1e6);
     }
     family(out, "sentinel_agent_instance_published", "gauge",
            "1 when ZooKeeper holds the instance's current state.");
-    TAILQ_FOREACH(inst, &a->instances, link)
-    {
+    TAILQ_FOREACH (inst, &a->instances, link) {
         sbuf_adds(out, "sentinel_agent_instance_published");
         inst_labels(out, inst);
         sbuf_printf(out, "} %d\n", inst->published);

@@ -388,9 +388,9 @@ cont_get(struct zkpub *z, const char *path)
 {
     struct zkcont *c;
 
-    TAILQ_FOREACH(c, &z->conts, link)
-    if (strcmp(c->path, path) == 0)
-        return c;
+    TAILQ_FOREACH (c, &z->conts, link)
+        if (strcmp(c->path, path) == 0)
+            return c;
     c = xcalloc(1, sizeof(*c));
     c->path = xstrdup(path);
     TAILQ_INSERT_TAIL(&z->conts, c, link);
@@ -444,14 +444,12 @@ zk_forget_session(struct zkpub *z)
     struct zkcont *c;
 
     z->session_id = 0;
-    TAILQ_FOREACH(c, &z->conts, link)
-    {
+    TAILQ_FOREACH (c, &z->conts, link) {
         c->done = 0;
         c->fails = 0;
         c->retry_at = 0;
     }
-    TAILQ_FOREACH_SAFE(n, &z->nodes, link, tmp)
-    {
+    TAILQ_FOREACH_SAFE (n, &z->nodes, link, tmp) {
         n->created = 0;
         n->conflict = 0;
         n->done_gen = 0;
@@ -581,10 +579,10 @@ zk_reconcile_all(struct zkpub *z)
     struct zkcont *c;
     struct zknode *n, *tmp;
 
-    TAILQ_FOREACH(c, &z->conts, link)
-    cont_reconcile(z, c);
-    TAILQ_FOREACH_SAFE(n, &z->nodes, link, tmp)
-    node_reconcile(n);
+    TAILQ_FOREACH (c, &z->conts, link)
+        cont_reconcile(z, c);
+    TAILQ_FOREACH_SAFE (n, &z->nodes, link, tmp)
+        node_reconcile(n);
 }
 
 /* ---- replies ---- */
@@ -812,8 +810,8 @@ zk_close(struct zkpub *z)
     z->connected = 0;
     zookeeper_close(zh);
     zk_drain(z);
-    TAILQ_FOREACH_SAFE(r, &z->reqs, link, tmp)
-    req_release(r);
+    TAILQ_FOREACH_SAFE (r, &z->reqs, link, tmp)
+        req_release(r);
     zk_forget_session(z);
 }
 
@@ -882,9 +880,9 @@ zk_all_deleted(const struct zkpub *z)
 {
     const struct zknode *n;
 
-    TAILQ_FOREACH(n, &z->nodes, link)
-    if (n->created || (n->busy && n->removed))
-        return 0;
+    TAILQ_FOREACH (n, &z->nodes, link)
+        if (n->created || (n->busy && n->removed))
+            return 0;
     return 1;
 }
 
@@ -1078,8 +1076,7 @@ zkpub_new(struct agent *a)
     p = path_join(root, "agents");
     agents = cont_get(z, p);
     free(p);
-    TAILQ_FOREACH(inst, &a->instances, link)
-    {
+    TAILQ_FOREACH (inst, &a->instances, link) {
         p = path_join(root, inst->conf->cluster);
         cont_get(z, p);
         free(p);
@@ -1096,8 +1093,7 @@ zkpub_new(struct agent *a)
     z->finish_timer.data = z;
     zk_open(z);
     /* A publisher made again (reload with new settings) takes over the instances' states. */
-    TAILQ_FOREACH(inst, &a->instances, link)
-    {
+    TAILQ_FOREACH (inst, &a->instances, link) {
         if (inst->health.state != INST_UNKNOWN)
             zkpub_update(z, inst);
     }
@@ -1117,9 +1113,9 @@ zkpub_update(struct zkpub *z, struct inst *inst)
         char *path = path_join(cpath, inst->conf->name);
 
         /* A node still being deleted after a reload dropped it is taken back. */
-        TAILQ_FOREACH(n, &z->nodes, link)
-        if (n->removed && !n->is_agent && strcmp(n->path, path) == 0)
-            break;
+        TAILQ_FOREACH (n, &z->nodes, link)
+            if (n->removed && !n->is_agent && strcmp(n->path, path) == 0)
+                break;
         if (n) {
             n->removed = 0;
         } else {
@@ -1187,8 +1183,7 @@ zkpub_shutdown(struct zkpub *z, void (*done)(void *arg), void *arg)
     z->stopping = 1;
     z->done = done;
     z->done_arg = arg;
-    TAILQ_FOREACH(n, &z->nodes, link)
-    {
+    TAILQ_FOREACH (n, &z->nodes, link) {
         n->removed = 1;
         n->retry_at = 0;
         if (n->inst) {

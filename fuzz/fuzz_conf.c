@@ -29,7 +29,7 @@ use(const struct conf *c, const struct conf_errors *errs)
     }
     if (errs->n != 0)
         abort(); /* a config is returned only when there was no error */
-    TAILQ_FOREACH(ci, &c->instances, link) {
+    TAILQ_FOREACH (ci, &c->instances, link) {
         if (conf_find_instance(c, ci->name) != ci)
             abort();
         if (!conf_instance_equal(ci, ci))

@@ -177,8 +177,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ping_replies),      cmocka_unit_test(long_error_is_cut),
         cmocka_unit_test(auth_replies),      cmocka_unit_test(role_replies),
-        cmocka_unit_test(connection_errors),
-        cmocka_unit_test(huge_arrays_are_refused),
+        cmocka_unit_test(connection_errors), cmocka_unit_test(huge_arrays_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
