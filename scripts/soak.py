@@ -49,69 +49,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
 import harness  # noqa: E402
-from harness import LOOPBACK, instance, wait_until  # noqa: E402
+from harness import instance, wait_until  # noqa: E402
 import zk as zkmod  # noqa: E402
 
 N_PLAIN = 8  # plain redis-servers
 PW1, PW2 = "soak-pw-1", "soak-pw-2"
 
 
-class PortGarbage:
-    """A garbage server bound to a given port (where a killed Redis listened)."""
-
-    def __init__(self, port, payload):
-        self.payload = payload
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                self.sock.bind((LOOPBACK, port))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.sock.listen(128)
-        self.sock.settimeout(0.1)
-        self.stop_ev = threading.Event()
-        self.conns = []
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while not self.stop_ev.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(0.1)
-        try:
-            while not self.stop_ev.is_set():
-                try:
-                    if not c.recv(4096):
-                        return
-                except socket.timeout:
-                    continue
-                c.sendall(self.payload)
-        except OSError:
-            pass
-
-    def close(self):
-        self.stop_ev.set()
-        self.sock.close()
-        self.thread.join(2)
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
+def PortGarbage(port, payload):
+    """A garbage server bound to PORT (where a killed Redis listened)."""
+    return harness.GarbageServer(payload, port=port)
 
 
 GARBAGE = [harness.GarbageServer.HTTP, harness.GarbageServer.JUNK,
@@ -250,7 +197,7 @@ class Soak:
         try:
             time.sleep(3.0)
         finally:
-            g.close()
+            g.cleanup()
         self.swap.start()
 
     def auth_change(self):

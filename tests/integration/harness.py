@@ -304,28 +304,40 @@ class RedisServer:
 
 # -------------------------------------------------------------- misbehaving TCP peers
 
-class GarbageServer:
-    """A TCP server that accepts everything and answers any input with non-RESP bytes
-    (default an HTTP error). Runs on Python threads; cleanup() stops it."""
+class TcpPeer:
+    """A loopback TCP server on Python threads: one accept thread, one thread per connection
+    running serve(conn) (subclasses say what a peer does). PORT 0 picks a free port; a given
+    port (where a killed Redis listened) is retried for up to 5 s. BACKLOG 0 with
+    accept=False gives a listener that never accepts. cleanup() stops everything."""
 
-    HTTP = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
-    JUNK = b"@@garbage@@\r\n"
-
-    def __init__(self, payload=HTTP):
-        self.payload = payload
+    def __init__(self, port=0, backlog=64, accept=True):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.sock.bind((LOOPBACK, port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
         self.address = "%s:%d" % (LOOPBACK, self.port)
         self.connections = 0
         self._stop = threading.Event()
         self._conns = []
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._thread.start()
+        self._thread = None
+        if accept:
+            self.sock.settimeout(0.2)
+            self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+            self._thread.start()
+
+    @property
+    def stopping(self):
+        return self._stop.is_set()
 
     def _accept_loop(self):
         while not self._stop.is_set():
@@ -338,23 +350,31 @@ class GarbageServer:
             with self._lock:
                 self.connections += 1
                 self._conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+            threading.Thread(target=self._run, args=(c,), daemon=True).start()
 
-    def _serve(self, c):
+    def _run(self, c):
         c.settimeout(0.2)
         try:
-            while not self._stop.is_set():
-                try:
-                    data = c.recv(4096)
-                except socket.timeout:
-                    continue
-                if not data:
-                    return
-                c.sendall(self.payload)
+            self.serve(c)
         except OSError:
             pass
         finally:
             c.close()
+
+    def recv_chunks(self, c, size=4096):
+        """Yields what C sends (b"" on a quiet moment) until EOF or cleanup()."""
+        while not self._stop.is_set():
+            try:
+                data = c.recv(size)
+            except socket.timeout:
+                yield b""
+                continue
+            if not data:
+                return
+            yield data
+
+    def serve(self, c):
+        raise NotImplementedError
 
     def cleanup(self):
         self._stop.set()
@@ -365,61 +385,39 @@ class GarbageServer:
                     c.close()
                 except OSError:
                     pass
-        self._thread.join(2)
+        if self._thread is not None:
+            self._thread.join(2)
 
 
-class BlackHole:
+class GarbageServer(TcpPeer):
+    """A TCP server that accepts everything and answers any input with non-RESP bytes
+    (default an HTTP error)."""
+
+    HTTP = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    JUNK = b"@@garbage@@\r\n"
+
+    def __init__(self, payload=HTTP, port=0):
+        self.payload = payload
+        super().__init__(port=port)
+
+    def serve(self, c):
+        for data in self.recv_chunks(c):
+            if data:
+                c.sendall(self.payload)
+
+
+class BlackHole(TcpPeer):
     """A TCP peer that never answers. accept=False: a listener with backlog 0 that never
     accepts (once its tiny queue is full, connects hang in SYN_SENT). accept=True: accepts
     and reads everything but never writes a byte."""
 
     def __init__(self, accept=False):
         self.accept = accept
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.address = "%s:%d" % (LOOPBACK, self.port)
-        self._stop = threading.Event()
-        self._conns = []
-        self._thread = None
-        if accept:
-            self.sock.settimeout(0.2)
-            self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-            self._thread.start()
+        super().__init__(backlog=0, accept=accept)
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self._conns.append(c)
-            threading.Thread(target=self._swallow, args=(c,), daemon=True).start()
-
-    def _swallow(self, c):
-        c.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                if not c.recv(4096):
-                    return
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-
-    def cleanup(self):
-        self._stop.set()
-        self.sock.close()
-        for c in self._conns:
-            try:
-                c.close()
-            except OSError:
-                pass
-        if self._thread:
-            self._thread.join(2)
+    def serve(self, c):
+        for _ in self.recv_chunks(c):
+            pass
 
 
 # ----------------------------------------------------------------- stats socket client

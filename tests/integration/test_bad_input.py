@@ -9,68 +9,36 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 
 import harness
-from harness import LOOPBACK, instance, wait_until
+from harness import instance, wait_until
 from zk import kazoo, node_doc, zk_agent, zookeeper
 
 
-class Responder:
+class Responder(harness.TcpPeer):
     """A TCP peer that answers every RESP command it receives (counted by its "*N\\r\\n"
     header) with PAYLOAD, or, with flood=True, streams PAYLOAD without end."""
 
     def __init__(self, payload, flood=False):
         self.payload = payload
         self.flood = flood
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.address = "%s:%d" % (LOOPBACK, self.sock.getsockname()[1])
         self.sent = 0
-        self.stop_ev = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=16)
 
-    def _accept(self):
-        while not self.stop_ev.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         c.settimeout(0.05)
-        try:
-            while not self.stop_ev.is_set():
+        for data in self.recv_chunks(c, 65536):
+            if self.flood:
                 try:
-                    data = c.recv(65536)
-                    if not data:
-                        return
-                except socket.timeout:
-                    data = b""
-                if self.flood:
-                    try:
-                        c.sendall(self.payload)
-                        self.sent += len(self.payload)
-                    except socket.timeout:
-                        pass
-                    continue
-                for _ in range(data.count(b"\r\n$")  # one per argument, at least one per command
-                               and data.count(b"*")):
                     c.sendall(self.payload)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def cleanup(self):
-        self.stop_ev.set()
-        self.sock.close()
+                    self.sent += len(self.payload)
+                except socket.timeout:
+                    pass
+                continue
+            for _ in range(data.count(b"\r\n$")  # one per argument, at least one per command
+                           and data.count(b"*")):
+                c.sendall(self.payload)
 
 
 def _sanitized():

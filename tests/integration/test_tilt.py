@@ -8,49 +8,21 @@ would be a timeout and, with fall = 1, a transition to down.
 """
 
 import signal
-import socket
-import threading
 import time
 
-from harness import Agent, LOOPBACK, instance, wait_until
+from harness import Agent, TcpPeer, instance
 
 
-class SlowRedis:
+class SlowRedis(TcpPeer):
     """Answers PING with +PONG and ROLE with a master reply, each after DELAY seconds."""
 
     def __init__(self, delay):
         self.delay = delay
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.address = "%s:%d" % self.sock.getsockname()
-        self.stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=16)
 
-    def _accept(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(0.2)
+    def serve(self, c):
         buf = b""
-        while not self.stop.is_set():
-            try:
-                data = c.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            if not data:
-                break
+        for data in self.recv_chunks(c):
             buf += data
             # Commands arrive as RESP arrays of one bulk string, PING or ROLE, possibly
             # several in one segment: wait once, then answer them all in order.
@@ -65,15 +37,7 @@ class SlowRedis:
                 buf = buf[first + 6:]
             if out:
                 time.sleep(self.delay)
-                try:
-                    c.sendall(out)
-                except OSError:
-                    return
-        c.close()
-
-    def cleanup(self):
-        self.stop.set()
-        self.sock.close()
+                c.sendall(out)
 
 
 def test_agent_stall_does_not_take_instances_down(env):

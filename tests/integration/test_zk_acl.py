@@ -4,7 +4,7 @@ a second client without the credentials reads them but cannot change or delete t
 import pytest
 from kazoo.exceptions import NoAuthError
 
-from harness import instance, wait_until
+from harness import instance
 from zk import kazoo, node_doc, zk_agent, zookeeper
 
 

@@ -2,8 +2,6 @@
 session timeout): on SIGCONT it opens a new session and re-creates its nodes and watches
 at once, with zk_sessions_expired = 1 and the same thread count."""
 
-import os
-import signal
 import time
 
 from harness import instance, wait_until
