@@ -2,11 +2,15 @@
  * journald. */
 #include "log.h"
 
+#include <stdint.h>
+
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static enum log_level threshold = LOGL_INFO;
 static int journal; /* stderr is a journald stream: prefix lines with <N> */
@@ -81,4 +85,70 @@ log_msg(enum log_level level, const char *component, const char *fmt, ...)
             line[i] = ' ';
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
+}
+
+/*
+ * The texts log_text_limited() wrote recently: a hash, when, and how many repeats were held
+ * back since. A small table with the oldest entry replaced, so texts that alternate (an
+ * error and a warning per retry) are each limited. Guarded by repeat_mu: the callers run on
+ * other libraries' threads.
+ */
+#define REPEAT_SLOTS 16
+static struct {
+    uint64_t hash;
+    double at;
+    unsigned suppressed;
+} repeats[REPEAT_SLOTS];
+static pthread_mutex_t repeat_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t
+text_hash(const char *text, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)text[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+void
+log_text_limited(enum log_level level, const char *component, const char *text, size_t len)
+{
+    struct timespec ts;
+    uint64_t h = text_hash(text, len);
+    unsigned held = 0;
+    int slot = 0, write = 1;
+
+    if (level > threshold)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    pthread_mutex_lock(&repeat_mu);
+    for (int i = 0; i < REPEAT_SLOTS; i++) {
+        if (repeats[i].hash == h && repeats[i].at > 0) {
+            slot = i;
+            break;
+        }
+        if (repeats[i].at < repeats[slot].at)
+            slot = i; /* the oldest, if the text is new */
+    }
+    if (repeats[slot].hash == h && repeats[slot].at > 0 &&
+        now - repeats[slot].at < LOG_REPEAT_WINDOW) {
+        repeats[slot].suppressed++;
+        write = 0;
+    } else {
+        held = repeats[slot].hash == h ? repeats[slot].suppressed : 0;
+        repeats[slot].hash = h;
+        repeats[slot].at = now;
+        repeats[slot].suppressed = 0;
+    }
+    pthread_mutex_unlock(&repeat_mu);
+    if (!write)
+        return;
+    if (held > 0)
+        log_msg(level, component, "%.*s (and %u times more in the last %.0fs)", (int)len, text,
+                held, LOG_REPEAT_WINDOW);
+    else
+        log_msg(level, component, "%.*s", (int)len, text);
 }

@@ -265,7 +265,8 @@ cb_log(const char *msg)
     len = strlen(p);
     while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
         len--;
-    log_msg(level, "zookeeper client", "%.*s", (int)len, p);
+    /* It repeats its connection errors on every retry, several a second: limit repeats. */
+    log_text_limited(level, "zookeeper client", p, len);
 }
 
 /* ---- requests ---- */
