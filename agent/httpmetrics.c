@@ -8,154 +8,56 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "sockserv.h"
 
-#define HTTP_BACKLOG      64
-#define HTTP_ACCEPT_PAUSE 0.5         /* seconds without accepting after EMFILE/ENFILE */
-#define HTTP_LINGER       2.0         /* seconds to wait for the client's EOF after the response */
-#define HTTP_LINGER_MAX   (64 * 1024) /* bytes discarded before giving up on a clean close */
-#define HTTP_METHOD_MAX   16
+#define HTTP_BACKLOG    64
+#define HTTP_LINGER     2.0         /* seconds to wait for the client's EOF after the response */
+#define HTTP_LINGER_MAX (64 * 1024) /* bytes discarded before giving up on a clean close */
+#define HTTP_METHOD_MAX 16
 
 static const char metrics_type[] = "text/plain; version=0.0.4; charset=utf-8";
 static const char plain_type[] = "text/plain; charset=utf-8";
 
 /*
- * One connection, one request. Owner: its server, through the clients list; created by
- * on_accept(), released only by client_close(), which stops the three watchers, closes fd
- * and frees the struct (and out).
+ * One connection's request state, inside its sockserv connection (sockserv_data()), which
+ * owns it and frees it with the connection; the connection holds the fd, watchers, timer and
+ * the response buffer.
  *
- * Phases: reading the head (rd on, one HTTPMETRICS_TIMEOUT deadline for all of it, so a
- * client trickling bytes cannot hold a slot for long); writing the response (wr on while
- * bytes are unsent, the timer re-armed on each write progress); lingering (our side shut
- * down, input discarded until the client's EOF, so that closing never resets a connection
- * whose response the client has not read yet).
+ * Phases: reading the head (one HTTPMETRICS_TIMEOUT deadline for all of it, so a client
+ * trickling bytes cannot hold a slot for long); writing the response (the timer re-armed on
+ * each write progress); lingering once all is sent (sockserv_linger(), so that closing never
+ * resets a connection whose response the client has not read yet).
  */
 struct http_client {
-    TAILQ_ENTRY(http_client) link;
-    struct httpmetrics *srv; /* not owned */
-    int fd;                  /* owned */
-    ev_io rd;
-    ev_io wr;
-    ev_timer timer;
-    struct sbuf out;  /* the response; owned */
-    size_t outpos;    /* bytes of out already sent */
-    int responding;   /* the response is queued: read no more of the request */
-    int lingering;    /* our side is shut down; input is discarded until EOF */
-    size_t discarded; /* bytes discarded while lingering */
-    size_t inlen;     /* bytes in in[] */
+    int responding; /* the response is queued: read no more of the request */
+    size_t inlen;   /* bytes in in[] */
     char in[HTTPMETRICS_HEAD_MAX + 1];
 };
 
-TAILQ_HEAD(http_client_list, http_client);
-
 /*
  * The server. Owner: the caller of httpmetrics_listen(); released by httpmetrics_close(),
- * which closes every client, then the listener.
+ * which frees ss: every client, then the listening socket.
  */
 struct httpmetrics {
-    struct ev_loop *loop;  /* not owned */
-    int fd;                /* listening socket, owned */
-    struct conf_addr addr; /* what it listens on */
-    char name[CONF_HOST_MAX + 16];
-    ev_io accept_w;
-    ev_timer accept_pause; /* restarts accept_w after running out of file descriptors */
-    int fd_warned;         /* fd exhaustion logged; cleared by the next successful accept */
-    int full_warned;       /* HTTPMETRICS_MAX_CLIENTS logged; cleared when a slot frees */
+    struct sockserv *ss;                   /* the listener and its clients; owned */
+    struct conf_addr addr;                 /* what it listens on */
+    char name[CONF_HOST_MAX + 16];         /* borrowed by ss */
+    char full_warning[CONF_HOST_MAX + 80]; /* borrowed by ss */
     httpmetrics_body_fn body;
     void *ud;
-    struct http_client_list clients;
-    int nclients;
 };
 
+/* All of the response is sent: shut our side down and wait (briefly) for the client's EOF. */
 static void
-client_close(struct http_client *c, const char *why)
+client_sent(struct sockserv_conn *c, void *ud)
 {
-    struct httpmetrics *s = c->srv;
-
-    if (why != NULL)
-        log_debug("metrics", "closing client fd %d: %s", c->fd, why);
-    ev_io_stop(s->loop, &c->rd);
-    ev_io_stop(s->loop, &c->wr);
-    ev_timer_stop(s->loop, &c->timer);
-    close(c->fd);
-    sbuf_free(&c->out);
-    TAILQ_REMOVE(&s->clients, c, link);
-    s->nclients--;
-    if (s->nclients < HTTPMETRICS_MAX_CLIENTS)
-        s->full_warned = 0;
-    free(c);
-}
-
-/* The whole response is sent: shut our side down and wait (briefly) for the client's EOF. */
-static void
-client_linger(struct http_client *c)
-{
-    struct ev_loop *loop = c->srv->loop;
-
-    ev_io_stop(loop, &c->wr);
-    if (shutdown(c->fd, SHUT_WR) < 0) {
-        client_close(c, NULL);
-        return;
-    }
-    c->lingering = 1;
-    c->timer.repeat = HTTP_LINGER;
-    ev_timer_again(loop, &c->timer);
-    ev_io_start(loop, &c->rd);
-}
-
-/* Discards input from a lingering client; closes it at EOF, on error or past the limit. */
-static void
-client_discard(struct http_client *c)
-{
-    char scratch[4096];
-    ssize_t n;
-
-    for (int i = 0; i < 16; i++) {
-        n = recv(c->fd, scratch, sizeof(scratch), 0);
-        if (n > 0) {
-            c->discarded += (size_t)n;
-            if (c->discarded > HTTP_LINGER_MAX)
-                break;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-        break;
-    }
-    if (n > 0 && c->discarded <= HTTP_LINGER_MAX)
-        return; /* more next time: do not hog the loop */
-    client_close(c, NULL);
-}
-
-/* Sends what it can of the response without blocking; lingers once all of it is sent. */
-static void
-client_flush(struct http_client *c)
-{
-    struct ev_loop *loop = c->srv->loop;
-
-    while (c->outpos < c->out.len) {
-        ssize_t n = send(c->fd, c->out.buf + c->outpos, c->out.len - c->outpos,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            c->outpos += (size_t)n;
-            ev_timer_again(loop, &c->timer);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ev_io_start(loop, &c->wr);
-            return;
-        }
-        client_close(c, n < 0 ? strerror(errno) : "short send");
-        return;
-    }
-    client_linger(c);
+    (void)ud;
+    sockserv_linger(c, NULL);
 }
 
 static const char *
@@ -184,9 +86,11 @@ status_text(int code)
  * HEAD_ONLY, and starts sending it. The request is not read any further. May free C.
  */
 static void
-client_respond(struct http_client *c, int code, const char *ctype, const char *body, size_t bodylen,
-               int head_only)
+client_respond(struct sockserv_conn *c, int code, const char *ctype, const char *body,
+               size_t bodylen, int head_only)
 {
+    struct http_client *hc = sockserv_data(c);
+    struct sbuf *out = sockserv_out(c);
     char date[64];
     struct tm tm;
     time_t now = time(NULL);
@@ -194,31 +98,31 @@ client_respond(struct http_client *c, int code, const char *ctype, const char *b
     if (gmtime_r(&now, &tm) == NULL ||
         strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
         date[0] = '\0';
-    c->responding = 1;
-    ev_io_stop(c->srv->loop, &c->rd);
-    sbuf_printf(&c->out, "HTTP/1.1 %d %s\r\n", code, status_text(code));
+    hc->responding = 1;
+    sockserv_read_stop(c);
+    sbuf_printf(out, "HTTP/1.1 %d %s\r\n", code, status_text(code));
     if (date[0] != '\0')
-        sbuf_printf(&c->out, "Date: %s\r\n", date);
-    sbuf_printf(&c->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, bodylen);
+        sbuf_printf(out, "Date: %s\r\n", date);
+    sbuf_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, bodylen);
     if (code == 405)
-        sbuf_adds(&c->out, "Allow: GET, HEAD\r\n");
-    sbuf_adds(&c->out, "Cache-Control: no-store\r\nConnection: close\r\n\r\n");
+        sbuf_adds(out, "Allow: GET, HEAD\r\n");
+    sbuf_adds(out, "Cache-Control: no-store\r\nConnection: close\r\n\r\n");
     if (!head_only)
-        sbuf_add(&c->out, body, bodylen);
+        sbuf_add(out, body, bodylen);
     /* The client's timer now measures write progress, not the head's deadline. */
-    c->timer.repeat = HTTPMETRICS_TIMEOUT;
-    ev_timer_again(c->srv->loop, &c->timer);
-    client_flush(c);
+    sockserv_touch(c);
+    if (sockserv_flush(c) == 1)
+        client_sent(c, NULL);
 }
 
 /* An error response with a one-line plain-text body. May free C. */
 static void
-client_error(struct http_client *c, int code, const char *msg)
+client_error(struct sockserv_conn *c, int code, const char *msg)
 {
     char body[128];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", code, status_text(code), msg);
 
-    log_debug("metrics", "client fd %d: %d %s", c->fd, code, msg);
+    log_debug("metrics", "client fd %d: %d %s", sockserv_fd(c), code, msg);
     client_respond(c, code, plain_type, body, (size_t)n < sizeof(body) ? (size_t)n : 0, 0);
 }
 
@@ -281,7 +185,7 @@ check_headers(char *head, int *has_host)
 }
 
 /*
- * Answers the complete request head of LEN bytes in c->in:
+ * Answers the complete request head of LEN bytes in C's in[]:
  *   1. the request line must be METHOD SP TARGET SP HTTP/1.x, the target in origin form,
  *      and every header line NAME: VALUE (else 400; another HTTP version is 505);
  *   2. HTTP/1.1 needs a Host field (RFC 9112 3.2: else 400);
@@ -290,14 +194,15 @@ check_headers(char *head, int *has_host)
  * A body the client may have sent is not read. May free C.
  */
 static void
-client_request(struct http_client *c, size_t len)
+client_request(struct httpmetrics *s, struct sockserv_conn *c, size_t len)
 {
+    struct http_client *hc = sockserv_data(c);
     char method[HTTP_METHOD_MAX + 1];
-    char *line = c->in, *eol, *sp1, *sp2, *target, *version, *q;
+    char *line = hc->in, *eol, *sp1, *sp2, *target, *version, *q;
     int has_host;
 
-    c->in[len] = '\0';
-    if (memchr(c->in, '\0', len) != NULL) {
+    hc->in[len] = '\0';
+    if (memchr(hc->in, '\0', len) != NULL) {
         client_error(c, 400, "NUL byte in the request");
         return;
     }
@@ -360,144 +265,50 @@ client_request(struct http_client *c, size_t len)
     }
 
     struct sbuf body = {0};
-    c->srv->body(c->srv->ud, &body);
-    log_debug("metrics", "client fd %d: %s /metrics: 200, %zu bytes", c->fd, method, body.len);
+    s->body(s->ud, &body);
+    log_debug("metrics", "client fd %d: %s /metrics: 200, %zu bytes", sockserv_fd(c), method,
+              body.len);
     client_respond(c, 200, metrics_type, body.buf ? body.buf : "", body.len, head_only);
     sbuf_free(&body);
 }
 
+/* Reads the request head; answers it once complete, too long, or cut short by EOF. */
 static void
-on_client_read(struct ev_loop *loop, ev_io *w, int revents)
+client_read(struct sockserv_conn *c, void *ud)
 {
-    struct http_client *c = w->data;
+    struct http_client *hc = sockserv_data(c);
     ssize_t n;
     size_t len;
 
-    (void)loop;
-    (void)revents;
-    if (c->lingering) {
-        client_discard(c);
+    if (hc->responding)
         return;
-    }
-    if (c->responding)
+    /* The client is read only while the head is incomplete and in[] has room. */
+    n = sockserv_recv(c, hc->in + hc->inlen, HTTPMETRICS_HEAD_MAX - hc->inlen);
+    if (n < 0)
         return;
-    /* rd runs only while the head is incomplete and in[] has room. */
-    n = recv(c->fd, c->in + c->inlen, HTTPMETRICS_HEAD_MAX - c->inlen, 0);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return;
-        client_close(c, strerror(errno));
-        return;
-    }
     if (n == 0) {
         /* EOF: nothing sent is a plain close (a port check); a partial head is an error. */
-        if (c->inlen == 0)
-            client_close(c, NULL);
+        if (hc->inlen == 0)
+            sockserv_close(c, NULL);
         else
             client_error(c, 400, "incomplete request head");
         return;
     }
-    c->inlen += (size_t)n;
-    len = head_length(c->in, c->inlen);
+    hc->inlen += (size_t)n;
+    len = head_length(hc->in, hc->inlen);
     if (len > 0)
-        client_request(c, len);
-    else if (c->inlen == HTTPMETRICS_HEAD_MAX)
+        client_request(ud, c, len);
+    else if (hc->inlen == HTTPMETRICS_HEAD_MAX)
         client_error(c, 431, "request head over 8192 bytes");
 }
 
 static void
-on_client_write(struct ev_loop *loop, ev_io *w, int revents)
+client_expired(struct sockserv_conn *c, void *ud)
 {
-    struct http_client *c = w->data;
+    struct http_client *hc = sockserv_data(c);
 
-    (void)revents;
-    ev_io_stop(loop, w);
-    client_flush(c);
-}
-
-static void
-on_client_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct http_client *c = w->data;
-
-    (void)loop;
-    (void)revents;
-    client_close(c, c->lingering    ? NULL
-                    : c->responding ? "no write progress"
-                                    : "request head not complete in time");
-}
-
-/* Takes ownership of FD, a connected non-blocking socket, as a new client. */
-static void
-client_new(struct httpmetrics *s, int fd)
-{
-    struct http_client *c = xcalloc(1, sizeof(*c));
-
-    c->srv = s;
-    c->fd = fd;
-    ev_io_init(&c->rd, on_client_read, fd, EV_READ);
-    c->rd.data = c;
-    ev_io_init(&c->wr, on_client_write, fd, EV_WRITE);
-    c->wr.data = c;
-    ev_init(&c->timer, on_client_timer);
-    c->timer.repeat = HTTPMETRICS_TIMEOUT;
-    c->timer.data = c;
-    TAILQ_INSERT_TAIL(&s->clients, c, link);
-    s->nclients++;
-    ev_timer_again(s->loop, &c->timer);
-    ev_io_start(s->loop, &c->rd);
-}
-
-static void
-on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct httpmetrics *s = w->data;
-
-    (void)revents;
-    ev_io_start(loop, &s->accept_w);
-}
-
-static void
-on_accept(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct httpmetrics *s = w->data;
-
-    (void)revents;
-    for (;;) {
-        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            switch (errno) {
-            case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-            case EWOULDBLOCK:
-#endif
-                return;
-            case EINTR:
-            case ECONNABORTED:
-            case EPROTO:
-                continue;
-            default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM: pause, so the error cannot spin */
-                if (!s->fd_warned)
-                    log_warn("metrics", "accept on %s: %s; pausing new connections", s->name,
-                             strerror(errno));
-                s->fd_warned = 1;
-                ev_io_stop(loop, &s->accept_w);
-                ev_timer_set(&s->accept_pause, HTTP_ACCEPT_PAUSE, 0.0);
-                ev_timer_start(loop, &s->accept_pause);
-                return;
-            }
-        }
-        s->fd_warned = 0;
-        if (s->nclients >= HTTPMETRICS_MAX_CLIENTS) {
-            close(fd);
-            if (!s->full_warned)
-                log_warn("metrics", "%d clients connected to %s: refusing new connections",
-                         HTTPMETRICS_MAX_CLIENTS, s->name);
-            s->full_warned = 1;
-            continue;
-        }
-        client_new(s, fd);
-    }
+    (void)ud;
+    sockserv_close(c, hc->responding ? "no write progress" : "request head not complete in time");
 }
 
 struct httpmetrics *
@@ -553,18 +364,27 @@ httpmetrics_listen(struct ev_loop *loop, const struct conf_addr *addr, httpmetri
     }
 
     struct httpmetrics *s = xcalloc(1, sizeof(*s));
-    s->loop = loop;
-    s->fd = fd;
     s->addr = *addr;
     util_strlcpy(s->name, name, sizeof(s->name));
+    snprintf(s->full_warning, sizeof(s->full_warning),
+             "%d clients connected to %s: refusing new connections", HTTPMETRICS_MAX_CLIENTS, name);
     s->body = body;
     s->ud = ud;
-    TAILQ_INIT(&s->clients);
-    ev_io_init(&s->accept_w, on_accept, fd, EV_READ);
-    s->accept_w.data = s;
-    ev_init(&s->accept_pause, on_accept_pause);
-    s->accept_pause.data = s;
-    ev_io_start(loop, &s->accept_w);
+    const struct sockserv_conf cf = {
+        .tag = "metrics",
+        .name = s->name,
+        .full_warning = s->full_warning,
+        .max_clients = HTTPMETRICS_MAX_CLIENTS,
+        .timeout = HTTPMETRICS_TIMEOUT,
+        .data_size = sizeof(struct http_client),
+        .out_keep = 0,
+        .linger_time = HTTP_LINGER,
+        .linger_max = HTTP_LINGER_MAX,
+        .readable = client_read,
+        .sent = client_sent,
+        .expired = client_expired,
+    };
+    s->ss = sockserv_start(loop, fd, &cf, s);
     log_info("metrics", "serving http://%s/metrics", name);
     return s;
 
@@ -583,14 +403,8 @@ httpmetrics_is_on(const struct httpmetrics *h, const struct conf_addr *addr)
 void
 httpmetrics_close(struct httpmetrics *s)
 {
-    struct http_client *c;
-
     if (s == NULL)
         return;
-    while ((c = TAILQ_FIRST(&s->clients)) != NULL)
-        client_close(c, NULL);
-    ev_io_stop(s->loop, &s->accept_w);
-    ev_timer_stop(s->loop, &s->accept_pause);
-    close(s->fd);
+    sockserv_free(s->ss);
     free(s);
 }

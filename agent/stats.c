@@ -5,172 +5,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "sockserv.h"
 
-#define STATS_BACKLOG      128
-#define STATS_ACCEPT_PAUSE 0.5           /* seconds without accepting after EMFILE/ENFILE */
-#define STATS_OUT_KEEP     (64 * 1024)   /* output capacity kept by a client between answers */
-#define STATS_LINGER       2.0           /* seconds to discard input after a line too long */
-#define STATS_LINGER_MAX   (1024 * 1024) /* bytes discarded before giving up on a clean close */
+#define STATS_BACKLOG    128
+#define STATS_OUT_KEEP   (64 * 1024)   /* output capacity kept by a client between answers */
+#define STATS_LINGER     2.0           /* seconds to discard input after a line too long */
+#define STATS_LINGER_MAX (1024 * 1024) /* bytes discarded before giving up on a clean close */
 
 static const char too_long_answer[] = "{\"error\":\"line too long\"}\n\n";
 
 /*
- * One connected client. Owner: its server, through the clients list; created by
- * on_accept(), released only by client_close(), which stops the three watchers, closes fd
- * and frees the struct.
+ * One client's protocol state, inside its sockserv connection (sockserv_data()), which owns
+ * it and frees it with the connection; the connection holds the fd, watchers, timer and the
+ * output buffer.
  *
- * Flow control: a line is answered only while out is empty, and the read watcher runs only
- * while out is empty, so a client that pipelines commands and never reads costs at most
- * one answer plus one input buffer.
+ * Flow control: a line is answered only while the output is empty, and the client is read
+ * only while the output is empty, so a client that pipelines commands and never reads costs
+ * at most one answer plus one input buffer.
  */
 struct stats_client {
-    TAILQ_ENTRY(stats_client) link;
-    struct stats_server *srv;    /* not owned */
-    int fd;                      /* owned */
-    ev_io rd;                    /* runs only while out is empty and the client has not sent EOF */
-    ev_io wr;                    /* runs only while out has unsent bytes */
-    ev_timer idle;               /* STATS_IDLE_TIMEOUT, re-armed on every byte read or written */
-    struct sbuf out;             /* answers not yet sent; owned, freed by client_close() */
-    size_t outpos;               /* bytes of out already sent */
     size_t inlen;                /* bytes in in[] */
     int eof;                     /* the client shut down its side: read no more */
-    int closing;                 /* linger as soon as out is sent (after a line too long) */
-    int lingering;               /* our side is shut down; input is discarded until EOF */
-    size_t discarded;            /* bytes discarded while lingering */
+    int closing;                 /* linger as soon as the output is sent (after a line too long) */
     char in[STATS_LINE_MAX + 1]; /* received bytes not yet answered: at most one line and LF */
 };
 
-TAILQ_HEAD(stats_client_list, stats_client);
-
 /*
- * The server. Owner: the caller of stats_listen(); released by stats_close(), which closes
- * every client first, then the listener, then removes the socket file it created.
+ * The server. Owner: the caller of stats_listen(); released by stats_close(), which frees ss
+ * (every client, then the listening socket) first, then removes the socket file it created.
  */
 struct stats_server {
-    struct ev_loop *loop; /* not owned */
-    int fd;               /* listening socket, owned */
-    char *path;           /* owned */
-    dev_t dev;            /* identity of the socket file we created, so that stats_close() */
-    ino_t ino;            /* never removes a file someone else put there meanwhile */
-    ev_io accept_w;
-    ev_timer accept_pause; /* restarts accept_w after running out of file descriptors */
-    int fd_warned;         /* fd exhaustion logged; cleared by the next successful accept */
-    int full_warned;       /* STATS_MAX_CLIENTS logged; cleared when a slot frees */
+    struct sockserv *ss; /* the listener and its clients; owned */
+    char *path;          /* owned */
+    dev_t dev;           /* identity of the socket file we created, so that stats_close() */
+    ino_t ino;           /* never removes a file someone else put there meanwhile */
     stats_answer_fn answer;
     void *ud;
-    struct stats_client_list clients;
-    struct stats_server_counters ctr;
+    struct stats_server_counters ctr; /* the protocol's; the connection counts are in ss */
+    char full_warning[64];            /* borrowed by ss */
 };
-
-static void
-client_close(struct stats_client *c, const char *why)
-{
-    struct stats_server *s = c->srv;
-
-    if (why != NULL)
-        log_debug("stats", "closing client fd %d: %s", c->fd, why);
-    ev_io_stop(s->loop, &c->rd);
-    ev_io_stop(s->loop, &c->wr);
-    ev_timer_stop(s->loop, &c->idle);
-    close(c->fd);
-    sbuf_free(&c->out);
-    TAILQ_REMOVE(&s->clients, c, link);
-    s->ctr.clients--;
-    if (s->ctr.clients < STATS_MAX_CLIENTS)
-        s->full_warned = 0;
-    free(c);
-}
-
-/*
- * Ends a client that sent a line too long once its answer is sent. Closing at once with
- * unread input would make the kernel report a reset to the client, which may then lose the
- * answer; so shut down our side (the client reads the answer, then EOF) and discard what it
- * still sends until its EOF, for at most STATS_LINGER seconds and STATS_LINGER_MAX bytes.
- */
-static void
-client_linger(struct stats_client *c)
-{
-    struct ev_loop *loop = c->srv->loop;
-
-    if (shutdown(c->fd, SHUT_WR) < 0) {
-        client_close(c, "line too long");
-        return;
-    }
-    c->lingering = 1;
-    c->idle.repeat = STATS_LINGER;
-    ev_timer_again(loop, &c->idle);
-    ev_io_stop(loop, &c->wr);
-    ev_io_start(loop, &c->rd);
-}
-
-/* Discards input from a lingering client; closes it at EOF, on error or past the limits. */
-static void
-client_discard(struct stats_client *c)
-{
-    char scratch[4096];
-    ssize_t n;
-
-    for (int i = 0; i < 16; i++) {
-        n = recv(c->fd, scratch, sizeof(scratch), 0);
-        if (n > 0) {
-            c->discarded += (size_t)n;
-            if (c->discarded > STATS_LINGER_MAX)
-                break;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-        break;
-    }
-    if (n > 0 && c->discarded <= STATS_LINGER_MAX)
-        return; /* more next time: do not hog the loop */
-    client_close(c, "line too long");
-}
-
-/*
- * Sends what it can of out without blocking. Returns 0 (out may still hold bytes), or -1
- * after closing the client on a write error.
- */
-static int
-client_flush(struct stats_client *c)
-{
-    while (c->outpos < c->out.len) {
-        ssize_t n = send(c->fd, c->out.buf + c->outpos, c->out.len - c->outpos,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            c->outpos += (size_t)n;
-            ev_timer_again(c->srv->loop, &c->idle);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        client_close(c, n < 0 ? strerror(errno) : "short send");
-        return -1;
-    }
-    /* All sent: keep a small buffer for the next answer, give a big one back. */
-    c->outpos = 0;
-    if (c->out.cap > STATS_OUT_KEEP)
-        sbuf_free(&c->out);
-    else
-        sbuf_reset(&c->out);
-    return 0;
-}
 
 /* Answers LINE (LEN bytes, NUL-terminated at LEN) unless it is empty once a CR is dropped. */
 static void
-client_answer(struct stats_client *c, char *line, size_t len)
+client_answer(struct stats_server *s, struct sockserv_conn *c, char *line, size_t len)
 {
-    struct stats_server *s = c->srv;
-
     if (len > 0 && line[len - 1] == '\r')
         line[--len] = '\0';
     if (len == 0)
@@ -179,7 +63,7 @@ client_answer(struct stats_client *c, char *line, size_t len)
     for (size_t i = 0; i < len; i++)
         if (line[i] == '\0')
             line[i] = '?';
-    s->answer(s->ud, line, &c->out);
+    s->answer(s->ud, line, sockserv_out(c));
     s->ctr.commands++;
 }
 
@@ -193,29 +77,30 @@ client_answer(struct stats_client *c, char *line, size_t len)
  * Returns 1 if it did something, 0 if it needs more input.
  */
 static int
-client_take_line(struct stats_client *c)
+client_take_line(struct stats_server *s, struct sockserv_conn *c)
 {
-    char *lf = memchr(c->in, '\n', c->inlen);
+    struct stats_client *sc = sockserv_data(c);
+    char *lf = memchr(sc->in, '\n', sc->inlen);
 
     if (lf != NULL) {
-        size_t len = (size_t)(lf - c->in);
+        size_t len = (size_t)(lf - sc->in);
         *lf = '\0';
-        client_answer(c, c->in, len);
-        c->inlen -= len + 1;
-        memmove(c->in, lf + 1, c->inlen);
+        client_answer(s, c, sc->in, len);
+        sc->inlen -= len + 1;
+        memmove(sc->in, lf + 1, sc->inlen);
         return 1;
     }
-    if (c->inlen == sizeof(c->in)) {
-        sbuf_add(&c->out, too_long_answer, sizeof(too_long_answer) - 1);
-        c->srv->ctr.lines_too_long++;
-        c->inlen = 0;
-        c->closing = 1;
+    if (sc->inlen == sizeof(sc->in)) {
+        sbuf_add(sockserv_out(c), too_long_answer, sizeof(too_long_answer) - 1);
+        s->ctr.lines_too_long++;
+        sc->inlen = 0;
+        sc->closing = 1;
         return 1;
     }
-    if (c->eof && c->inlen > 0) {
-        c->in[c->inlen] = '\0'; /* inlen < sizeof(in) here */
-        client_answer(c, c->in, c->inlen);
-        c->inlen = 0;
+    if (sc->eof && sc->inlen > 0) {
+        sc->in[sc->inlen] = '\0'; /* inlen < sizeof(in) here */
+        client_answer(s, c, sc->in, sc->inlen);
+        sc->inlen = 0;
         return 1;
     }
     return 0;
@@ -224,171 +109,58 @@ client_take_line(struct stats_client *c)
 /*
  * Moves a client forward as far as it can without blocking: send pending output; once it is
  * all sent, answer the next buffered line; when no complete line is left, read again, or
- * close after EOF or a line too long. May free C.
+ * close after EOF or a line too long. Also sockserv's "all sent" callback. May free C.
  */
 static void
-client_pump(struct stats_client *c)
+client_pump(struct sockserv_conn *c, void *ud)
 {
-    struct ev_loop *loop = c->srv->loop;
+    struct stats_client *sc = sockserv_data(c);
 
     for (;;) {
-        if (c->out.len > 0) {
-            if (client_flush(c) < 0)
-                return;
-            if (c->out.len > 0) {
-                ev_io_stop(loop, &c->rd);
-                ev_io_start(loop, &c->wr);
-                return;
-            }
-        }
-        ev_io_stop(loop, &c->wr);
-        if (c->closing) {
-            client_linger(c);
+        if (sockserv_out(c)->len > 0 && sockserv_flush(c) <= 0)
+            return; /* closed, or writing: sockserv calls us again once all is sent */
+        if (sc->closing) {
+            sockserv_linger(c, "line too long");
             return;
         }
-        if (client_take_line(c))
+        if (client_take_line(ud, c))
             continue;
-        if (c->eof) {
-            client_close(c, NULL);
+        if (sc->eof) {
+            sockserv_close(c, NULL);
             return;
         }
-        ev_io_start(loop, &c->rd);
+        sockserv_read_start(c);
         return;
     }
 }
 
 static void
-on_client_read(struct ev_loop *loop, ev_io *w, int revents)
+client_read(struct sockserv_conn *c, void *ud)
 {
-    struct stats_client *c = w->data;
+    struct stats_client *sc = sockserv_data(c);
     ssize_t n;
 
-    (void)loop;
-    (void)revents;
-    if (c->lingering) {
-        client_discard(c);
+    /* The client is read only when in[] lacks a complete line, so it is never full. */
+    n = sockserv_recv(c, sc->in + sc->inlen, sizeof(sc->in) - sc->inlen);
+    if (n < 0)
         return;
-    }
-    /* The read watcher runs only when in[] lacks a complete line, so it is never full. */
-    n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
     if (n > 0) {
-        c->inlen += (size_t)n;
-        ev_timer_again(c->srv->loop, &c->idle);
-    } else if (n == 0) {
-        c->eof = 1;
-        ev_io_stop(c->srv->loop, &c->rd);
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-        return;
+        sc->inlen += (size_t)n;
+        sockserv_touch(c);
     } else {
-        client_close(c, strerror(errno));
-        return;
+        sc->eof = 1;
+        sockserv_read_stop(c);
     }
-    client_pump(c);
+    client_pump(c, ud);
 }
 
 static void
-on_client_write(struct ev_loop *loop, ev_io *w, int revents)
+client_idle(struct sockserv_conn *c, void *ud)
 {
-    (void)loop;
-    (void)revents;
-    client_pump(w->data);
-}
+    struct stats_server *s = ud;
 
-static void
-on_client_idle(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct stats_client *c = w->data;
-
-    (void)loop;
-    (void)revents;
-    if (c->lingering) {
-        client_close(c, "line too long");
-        return;
-    }
-    c->srv->ctr.idle_closed++;
-    client_close(c, "idle");
-}
-
-/* Takes ownership of FD, a connected non-blocking socket, as a new client. */
-static void
-client_new(struct stats_server *s, int fd)
-{
-    struct stats_client *c = xcalloc(1, sizeof(*c));
-
-    c->srv = s;
-    c->fd = fd;
-    ev_io_init(&c->rd, on_client_read, fd, EV_READ);
-    c->rd.data = c;
-    ev_io_init(&c->wr, on_client_write, fd, EV_WRITE);
-    c->wr.data = c;
-    ev_init(&c->idle, on_client_idle);
-    c->idle.repeat = STATS_IDLE_TIMEOUT;
-    c->idle.data = c;
-    TAILQ_INSERT_TAIL(&s->clients, c, link);
-    s->ctr.clients++;
-    ev_timer_again(s->loop, &c->idle);
-    ev_io_start(s->loop, &c->rd);
-}
-
-static void
-on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct stats_server *s = w->data;
-
-    (void)revents;
-    ev_io_start(loop, &s->accept_w);
-}
-
-/* Stops accepting for STATS_ACCEPT_PAUSE, so a persistent accept error cannot spin the loop. */
-static void
-accept_pause(struct stats_server *s, int errnum)
-{
-    if (!s->fd_warned)
-        log_warn("stats", "accept on %s: %s; pausing new connections", s->path, strerror(errnum));
-    s->fd_warned = 1;
-    ev_io_stop(s->loop, &s->accept_w);
-    ev_timer_set(&s->accept_pause, STATS_ACCEPT_PAUSE, 0.0);
-    ev_timer_start(s->loop, &s->accept_pause);
-}
-
-static void
-on_accept(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct stats_server *s = w->data;
-
-    (void)loop;
-    (void)revents;
-    for (;;) {
-        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            switch (errno) {
-            case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-            case EWOULDBLOCK:
-#endif
-                return;
-            case EINTR:
-            case ECONNABORTED:
-            case EPROTO:
-                continue;
-            default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM, or worse */
-                accept_pause(s, errno);
-                return;
-            }
-        }
-        s->fd_warned = 0;
-        s->ctr.clients_total++;
-        if (s->ctr.clients >= STATS_MAX_CLIENTS) {
-            close(fd);
-            s->ctr.clients_rejected++;
-            if (!s->full_warned)
-                log_warn("stats", "%d clients connected: refusing new connections",
-                         STATS_MAX_CLIENTS);
-            s->full_warned = 1;
-            continue;
-        }
-        client_new(s, fd);
-    }
+    s->ctr.idle_closed++;
+    sockserv_close(c, "idle");
 }
 
 /*
@@ -488,19 +260,28 @@ stats_listen(struct ev_loop *loop, const char *path, mode_t mode, stats_answer_f
     }
 
     struct stats_server *s = xcalloc(1, sizeof(*s));
-    s->loop = loop;
-    s->fd = fd;
     s->path = xstrdup(path);
     s->dev = st.st_dev;
     s->ino = st.st_ino;
     s->answer = answer;
     s->ud = ud;
-    TAILQ_INIT(&s->clients);
-    ev_io_init(&s->accept_w, on_accept, fd, EV_READ);
-    s->accept_w.data = s;
-    ev_init(&s->accept_pause, on_accept_pause);
-    s->accept_pause.data = s;
-    ev_io_start(loop, &s->accept_w);
+    snprintf(s->full_warning, sizeof(s->full_warning),
+             "%d clients connected: refusing new connections", STATS_MAX_CLIENTS);
+    const struct sockserv_conf cf = {
+        .tag = "stats",
+        .name = s->path,
+        .full_warning = s->full_warning,
+        .max_clients = STATS_MAX_CLIENTS,
+        .timeout = STATS_IDLE_TIMEOUT,
+        .data_size = sizeof(struct stats_client),
+        .out_keep = STATS_OUT_KEEP,
+        .linger_time = STATS_LINGER,
+        .linger_max = STATS_LINGER_MAX,
+        .readable = client_read,
+        .sent = client_pump,
+        .expired = client_idle,
+    };
+    s->ss = sockserv_start(loop, fd, &cf, s);
     log_debug("stats", "listening on %s mode %04o", path, (unsigned)mode);
     return s;
 
@@ -514,22 +295,23 @@ fail_close:
 void
 stats_get_counters(const struct stats_server *s, struct stats_server_counters *out)
 {
+    struct sockserv_counters sc;
+
+    sockserv_get_counters(s->ss, &sc);
     *out = s->ctr;
+    out->clients = sc.clients;
+    out->clients_total = sc.accepted;
+    out->clients_rejected = sc.rejected;
 }
 
 void
 stats_close(struct stats_server *s)
 {
-    struct stats_client *c;
     struct stat st;
 
     if (s == NULL)
         return;
-    while ((c = TAILQ_FIRST(&s->clients)) != NULL)
-        client_close(c, NULL);
-    ev_io_stop(s->loop, &s->accept_w);
-    ev_timer_stop(s->loop, &s->accept_pause);
-    close(s->fd);
+    sockserv_free(s->ss);
     if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
         unlink(s->path);
     free(s->path);
