@@ -30,6 +30,8 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     a->loop = loop;
     a->conf = conf;
     TAILQ_INIT(&a->instances);
+    a->tune.collect = -1.;
+    a->tune.io_on = -1;
     ev_signal_init(&a->sigterm, signal_cb, SIGTERM);
     ev_signal_init(&a->sigint, signal_cb, SIGINT);
     ev_signal_init(&a->sighup, signal_cb, SIGHUP);

@@ -2,6 +2,7 @@
  * link. */
 #include "probe.h"
 
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -165,6 +166,25 @@ role_cb(redisAsyncContext *ac, void *reply, void *privdata)
     inst->probe.role_due = ev_now(inst_loop(inst)) + PROBE_ROLE_PERIOD;
 }
 
+/*
+ * hiredis 0.14 keeps the replies it has parsed in its read buffer until 1 KiB has gone through
+ * it, so over a few minutes every link's buffer grows to about 2 KiB -- most of the agent's
+ * memory per instance at N = 10,000. A probe ends with nothing left to parse: rewind the
+ * buffer in place (no allocation; its capacity stays what the largest reply needed), as the
+ * reader itself does once past 1 KiB. The reply objects are copies, not pointers into it.
+ */
+static void
+reader_rewind(redisAsyncContext *ac)
+{
+    redisReader *rd = ac->c.reader;
+
+    if (rd != NULL && rd->ridx == -1 && rd->pos == rd->len && rd->len > 0) {
+        sdsclear(rd->buf);
+        rd->pos = 0;
+        rd->len = 0;
+    }
+}
+
 static void
 ping_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -178,6 +198,7 @@ ping_cb(redisAsyncContext *ac, void *reply, void *privdata)
         link_lost(inst, ac);
         return;
     }
+    reader_rewind(ac);
     p = &inst->probe;
     r.status = reply_classify_ping(reply, r.reason, sizeof(r.reason));
     if (p->auth_failed) {
@@ -209,6 +230,21 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
      */
     double late = ev_now(loop) - (p->started + (double)inst->conf->timeout_ms / 1000.0);
     int tilt = late > 2.0 * (double)inst->conf->interval_ms / 1000.0;
+
+    /*
+     * libev runs due timers before the I/O callbacks of the same iteration. After the loop
+     * fell behind (a start-up storm of thousands of connects and first publications, a slow
+     * callback) deadlines would fire while the replies already sit unread in the sockets,
+     * and a busy agent would call healthy instances down by the thousand. So, unless the
+     * stall was long enough for TILT, read what has arrived first: if the reply is there the
+     * probe completes normally (with its real, late, round trip), and only a probe that is
+     * still unanswered times out. At most one read() per expired deadline.
+     */
+    if (!tilt && p->ac != NULL && p->connected) {
+        redisAsyncHandleRead(p->ac); /* may finish the probe, or tear the link down */
+        if (!p->inflight)
+            return;
+    }
 
     link_drop(p);
     r.status = PROBE_TIMEOUT;
@@ -309,6 +345,24 @@ probe_start(struct inst *inst)
         r.status = PROBE_FAILED;
         util_strlcpy(r.reason, "connection lost", sizeof(r.reason));
         probe_finish(inst, &r, 0);
+        return;
+    }
+    /*
+     * Write the commands now instead of waiting for the loop to report the socket writable:
+     * hiredis starts and stops its write watcher within this iteration, which libev folds
+     * into no epoll_ctl at all, and the probe costs one loop wake-up less.
+     * A new link is handed to hiredis only once its connect has settled (poll says writable:
+     * connected, or refused -- on loopback both are known as soon as connect() returns), so
+     * a refused reconnect after a Redis died is conclusive within this same iteration.
+     * Either call may tear the link down right here (the callbacks report the probe), so
+     * nothing may touch p->ac after it.
+     */
+    if (fresh) {
+        struct pollfd pfd = {.fd = p->ac->c.fd, .events = POLLOUT};
+        if (poll(&pfd, 1, 0) == 1)
+            redisAsyncHandleWrite(p->ac);
+    } else if (p->connected && (p->ac->c.flags & REDIS_CONNECTED)) {
+        redisAsyncHandleWrite(p->ac);
     }
 }
 

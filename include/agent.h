@@ -43,6 +43,11 @@ struct agent {
     struct inst_list instances;
     int ninstances;
     int inflight; /* probes in flight, <= conf->max_inflight */
+    struct {
+        double probe_rate; /* probes per second of the started instances */
+        ev_tstamp collect; /* libev collect interval in force; -1 before the first start */
+        int io_on;         /* the I/O collect interval is on (1), off (0), unknown (-1) */
+    } tune;                /* instance.c's loop batching (tune_loop) */
     struct agent_counters c;
     int64_t started_ms;   /* wall clock at start */
     ev_tstamp started_at; /* ev_now() at start */
