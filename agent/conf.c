@@ -124,6 +124,9 @@ struct parser {
     struct keyset agent_ks, zk_ks;
     struct pinst *insts;
     size_t ninsts, capinsts;
+    /* index of kept instance names: slot = 1 + index into insts, 0 empty; capacity 2^k */
+    size_t *names;
+    size_t namecap;
 };
 
 static void perr_add(struct parser *p, int line, const char *fmt, ...)
@@ -395,6 +398,49 @@ cur_inst(struct parser *p)
     return &p->insts[p->ninsts - 1];
 }
 
+static size_t
+name_hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/*
+ * Returns the slot of NAME in the name index: the slot holding it, or the empty one where it
+ * would go. The index is open addressing at most half full, so a file of 10,000 instances
+ * checks for duplicates in linear time.
+ */
+static size_t *
+name_slot(struct parser *p, const char *name)
+{
+    size_t mask = p->namecap - 1;
+    size_t i = name_hash(name) & mask;
+
+    while (p->names[i] != 0 && strcmp(p->insts[p->names[i] - 1].ci->name, name) != 0)
+        i = (i + 1) & mask;
+    return &p->names[i];
+}
+
+/* Adds instance IDX (its name not yet present) to the name index, growing it as needed. */
+static void
+name_add(struct parser *p, size_t idx)
+{
+    if (2 * (p->ninsts + 1) > p->namecap) {
+        size_t *old = p->names, oldcap = p->namecap;
+        p->namecap = p->namecap ? 2 * p->namecap : 64;
+        p->names = xcalloc(p->namecap, sizeof(*p->names));
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i] != 0)
+                *name_slot(p, p->insts[old[i] - 1].ci->name) = old[i];
+        free(old);
+    }
+    *name_slot(p, p->insts[idx].ci->name) = idx + 1;
+}
+
 static void
 begin_instance(struct parser *p, const char *name)
 {
@@ -417,14 +463,14 @@ begin_instance(struct parser *p, const char *name)
         pi->discard = true;
         return;
     }
-    for (size_t i = 0; i + 1 < p->ninsts; i++) {
-        if (!p->insts[i].discard && strcmp(p->insts[i].ci->name, name) == 0) {
-            perr_add(p, p->lineno, "duplicate instance \"%s\" (first defined on line %d)", name,
-                     p->insts[i].ci->line);
-            pi->discard = true;
-            return;
-        }
+    if (p->namecap > 0 && *name_slot(p, name) != 0) {
+        const struct pinst *first = &p->insts[*name_slot(p, name) - 1];
+        perr_add(p, p->lineno, "duplicate instance \"%s\" (first defined on line %d)", name,
+                 first->ci->line);
+        pi->discard = true;
+        return;
     }
+    name_add(p, p->ninsts - 1);
 }
 
 /* INNER is the text between the brackets, already trimmed. */
@@ -966,6 +1012,9 @@ conf_parse(struct parser *p, struct conf_errors *errs)
     }
     free(p->insts);
     p->insts = NULL;
+    free(p->names);
+    p->names = NULL;
+    p->namecap = 0;
 
     if (p->nerrs) {
         perr_flush(p, errs);

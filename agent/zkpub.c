@@ -121,6 +121,7 @@ struct zkpub {
     ev_timer finish_timer; /* shutdown deadline, or a zero-delay finish */
     TAILQ_HEAD(, zkcont) conts;
     TAILQ_HEAD(, zknode) nodes;
+    int nremoved; /* nodes with removed set: zkpub_update() searches them only if any */
     TAILQ_HEAD(, zkreq) reqs;
     struct zknode *agent_node;
     struct ACL acl_entries[2];
@@ -425,11 +426,22 @@ node_new(struct zkpub *z, struct zkcont *parent, const char *name)
 }
 
 /* Frees N once nothing refers to it any more: removed, no request, no watch, not ours in ZK. */
+/* Marks N wanted gone, or wanted again, keeping the publisher's count of removed nodes. */
+static void
+node_set_removed(struct zknode *n, int removed)
+{
+    if (n->removed == removed)
+        return;
+    n->removed = removed;
+    n->z->nremoved += removed ? 1 : -1;
+}
+
 static void
 node_maybe_free(struct zknode *n)
 {
     if (!n->removed || n->busy || n->watched || n->created)
         return;
+    node_set_removed(n, 0);
     if (n == n->z->agent_node)
         n->z->agent_node = NULL;
     TAILQ_REMOVE(&n->z->nodes, n, link);
@@ -1113,12 +1125,17 @@ zkpub_update(struct zkpub *z, struct inst *inst)
         char *cpath = path_join(root, inst->conf->cluster);
         char *path = path_join(cpath, inst->conf->name);
 
-        /* A node still being deleted after a reload dropped it is taken back. */
-        TAILQ_FOREACH (n, &z->nodes, link)
-            if (n->removed && !n->is_agent && strcmp(n->path, path) == 0)
-                break;
+        /*
+         * A node still being deleted after a reload dropped it is taken back. Only then is
+         * the list searched: at start-up 10,000 first publications would make it quadratic.
+         */
+        n = NULL;
+        if (z->nremoved > 0)
+            TAILQ_FOREACH (n, &z->nodes, link)
+                if (n->removed && !n->is_agent && strcmp(n->path, path) == 0)
+                    break;
         if (n) {
-            n->removed = 0;
+            node_set_removed(n, 0);
         } else {
             n = node_new(z, cont_get(z, cpath), inst->conf->name);
         }
@@ -1147,7 +1164,7 @@ zkpub_remove(struct zkpub *z, struct inst *inst)
     n->inst = NULL;
     if (z == NULL)
         return;
-    n->removed = 1;
+    node_set_removed(n, 1);
     node_reconcile(n);
     if (z->agent_node)
         node_reconcile(z->agent_node);
@@ -1185,7 +1202,7 @@ zkpub_shutdown(struct zkpub *z, void (*done)(void *arg), void *arg)
     z->done = done;
     z->done_arg = arg;
     TAILQ_FOREACH (n, &z->nodes, link) {
-        n->removed = 1;
+        node_set_removed(n, 1);
         n->retry_at = 0;
         if (n->inst) {
             n->inst->zn = NULL;
