@@ -279,11 +279,13 @@ agent_reload(struct agent *a)
 
 /* ---- shutdown ---- */
 
+/*
+ * The one release point of the agent's own watchers and its two servers (the stats socket
+ * file is removed here). Idempotent: the graceful shutdown calls it, and agent_free() again.
+ */
 static void
-shutdown_finish(void *arg)
+close_servers(struct agent *a)
 {
-    struct agent *a = arg;
-
     ev_timer_stop(a->loop, &a->shutdown_timer);
     ev_signal_stop(a->loop, &a->sigterm);
     ev_signal_stop(a->loop, &a->sigint);
@@ -293,6 +295,14 @@ shutdown_finish(void *arg)
     a->metrics = NULL;
     stats_close(a->stats);
     a->stats = NULL;
+}
+
+static void
+shutdown_finish(void *arg)
+{
+    struct agent *a = arg;
+
+    close_servers(a);
     log_info("agent", "stopped");
     ev_break(a->loop, EVBREAK_ALL);
 }
@@ -350,13 +360,7 @@ agent_free(struct agent *a)
 
     if (a == NULL)
         return;
-    ev_timer_stop(a->loop, &a->shutdown_timer);
-    ev_signal_stop(a->loop, &a->sigterm);
-    ev_signal_stop(a->loop, &a->sigint);
-    ev_signal_stop(a->loop, &a->sighup);
-    notify_stop(a);
-    httpmetrics_close(a->metrics);
-    stats_close(a->stats);
+    close_servers(a);
     zkpub_free(a->zk); /* before the instances: it detaches their nodes */
     a->zk = NULL;
     while ((inst = TAILQ_FIRST(&a->instances)) != NULL) {
