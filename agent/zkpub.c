@@ -76,6 +76,7 @@ struct zkcont {
  */
 struct zknode {
     TAILQ_ENTRY(zknode) link;
+    TAILQ_ENTRY(zknode) wait_link; /* on the publisher's list of nodes waiting for a watch */
     struct zkpub *z;
     struct inst *inst; /* NULL for the agent node and once detached */
     struct zkcont *parent;
@@ -87,6 +88,7 @@ struct zknode {
     int watched;       /* exists-watch registered in the current session */
     int conflict;      /* held by another agent: not overwritten */
     int solo;          /* a multi create with it failed: created alone in this session */
+    int waiting;       /* on z->waiting: its watch is sent once the creates are answered */
     int32_t version;   /* data version of our last write, -1 unknown */
     uint64_t want_gen; /* generation of the desired document */
     uint64_t done_gen; /* generation ZooKeeper holds (0: none or unknown) */
@@ -145,6 +147,7 @@ struct zkpub {
     TAILQ_HEAD(, zkcont) conts;
     TAILQ_HEAD(, zknode) nodes;
     int nremoved; /* nodes with removed set: zkpub_update() searches them only if any */
+    TAILQ_HEAD(, zknode) waiting; /* created nodes whose exists-watch waits for the creates */
     TAILQ_HEAD(, zkreq) reqs;
     struct zknode *agent_node;
     struct ACL acl_entries[2];
@@ -156,6 +159,7 @@ struct zkpub {
     ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
     int64_t session_id;
     int pending;
+    int creates; /* create and multi requests in flight */
     int watches;
     uint64_t writes_ok;
     uint64_t writes_failed;
@@ -307,6 +311,8 @@ req_new(struct zkpub *z, enum zkop op, struct zknode *n, struct zkcont *c)
     r->cont = c;
     TAILQ_INSERT_TAIL(&z->reqs, r, link);
     z->pending++;
+    if (op == ZKOP_CREATE || op == ZKOP_MULTI)
+        z->creates++;
     if (n)
         n->busy = 1;
     if (c)
@@ -322,6 +328,8 @@ req_release(struct zkreq *r)
 
     TAILQ_REMOVE(&z->reqs, r, link);
     z->pending--;
+    if (r->op == ZKOP_CREATE || r->op == ZKOP_MULTI)
+        z->creates--;
     if (r->node)
         r->node->busy = 0;
     if (r->cont)
@@ -454,7 +462,19 @@ node_new(struct zkpub *z, struct zkcont *parent, const char *name)
     return n;
 }
 
-/* Frees N once nothing refers to it any more: removed, no request, no watch, not ours in ZK. */
+/* Puts N on the list of nodes whose watch waits for the creates, or takes it off. */
+static void
+node_set_waiting(struct zknode *n, int on)
+{
+    if (n->waiting == on)
+        return;
+    n->waiting = on;
+    if (on)
+        TAILQ_INSERT_TAIL(&n->z->waiting, n, wait_link);
+    else
+        TAILQ_REMOVE(&n->z->waiting, n, wait_link);
+}
+
 /* Marks N wanted gone, or wanted again, keeping the publisher's count of removed nodes. */
 static void
 node_set_removed(struct zknode *n, int removed)
@@ -465,11 +485,13 @@ node_set_removed(struct zknode *n, int removed)
     n->z->nremoved += removed ? 1 : -1;
 }
 
+/* Frees N once nothing refers to it any more: removed, no request, no watch, not ours in ZK. */
 static void
 node_maybe_free(struct zknode *n)
 {
     if (!n->removed || n->busy || n->watched || n->created)
         return;
+    node_set_waiting(n, 0);
     node_set_removed(n, 0);
     if (n == n->z->agent_node)
         n->z->agent_node = NULL;
@@ -486,6 +508,8 @@ zk_forget_session(struct zkpub *z)
     struct zkcont *c;
 
     z->session_id = 0;
+    while ((n = TAILQ_FIRST(&z->waiting)) != NULL)
+        node_set_waiting(n, 0);
     TAILQ_FOREACH (c, &z->conts, link) {
         c->done = 0;
         c->fails = 0;
@@ -701,6 +725,9 @@ on_batch_reply(struct zkpub *z, struct zkbatch *b, int rc)
  * 2. its container must exist first;
  * 3. a conflicting node is only watched, to be taken when its owner lets go;
  * 4. otherwise create it, rewrite it if the desired document is newer, then watch it.
+ * While creates are being answered (start-up, a new session) the watches wait for them:
+ * the server answers a session's requests in order, and 10,000 exists requests sent between
+ * the creates would hold the last nodes back by most of a second.
  */
 static void
 node_reconcile(struct zknode *n)
@@ -739,7 +766,22 @@ node_reconcile(struct zknode *n)
     } else if (n->done_gen != n->want_gen) {
         node_send_doc(n, ZKOP_SET);
     } else if (!n->watched) {
-        node_send_exists(n);
+        if (z->creates == 0 && z->batch == NULL)
+            node_send_exists(n);
+        else
+            node_set_waiting(n, 1);
+    }
+}
+
+/* Once every create is answered, sends the watches that waited for them. */
+static void
+zk_arm_waiting(struct zkpub *z)
+{
+    struct zknode *n;
+
+    while (z->creates == 0 && z->batch == NULL && (n = TAILQ_FIRST(&z->waiting)) != NULL) {
+        node_set_waiting(n, 0);
+        node_reconcile(n);
     }
 }
 
@@ -1074,6 +1116,7 @@ on_event(struct zkpub *z, struct zkev *e)
             }
             on_batch_reply(z, b, e->rc);
             batch_free(b, 0);
+            zk_arm_waiting(z);
             return;
         }
         if (z->zh == NULL)
@@ -1084,6 +1127,7 @@ on_event(struct zkpub *z, struct zkev *e)
             on_node_reply(z, &done, e);
             node_reconcile(done.node);
         }
+        zk_arm_waiting(z);
         return;
     }
     if (e->zh != z->zh || z->zh == NULL)
@@ -1235,6 +1279,7 @@ zkpub_new(struct agent *a)
     z->state = "connecting";
     TAILQ_INIT(&z->conts);
     TAILQ_INIT(&z->nodes);
+    TAILQ_INIT(&z->waiting);
     TAILQ_INIT(&z->reqs);
     if (conf->zk_auth) {
         z->acl_entries[0].perms = ZOO_PERM_ALL;
