@@ -14,7 +14,11 @@ private temp dir, and measures every process from the outside, the same way:
     instance's znode for the agent, Sentinel's own +sdown pub/sub event for Sentinel;
     recovery (restart / SIGCONT to up, resp. -sdown) likewise;
   * agent start: READY=1 on our own NOTIFY_SOCKET, all N nodes seen in ZooKeeper, and the
-    nodes' ctime span from the agent node's creation; SIGTERM to exit with all nodes gone.
+    nodes' ctime span from the agent node's creation; SIGTERM to exit with all nodes gone;
+  * the floor: after the agent, on the same farm and the agent's instance list, probe-floor
+    (bench/floor.c, a bare epoll PING client) measured by the same CPU window, its N PINGs
+    sent all at once each interval ("burst") and in 10 groups ("rounds10"): what one
+    loopback PING round trip costs a client on this machine, the agent's irreducible part.
 
 Everything it starts is registered and stopped at the end, on error, on Ctrl-C or SIGTERM;
 every phase has a deadline. Raw results go to a JSON file; bench/report.py turns them into
@@ -50,6 +54,9 @@ INTERVAL_S = 1.0
 TIMEOUT_MS = 500
 FALL = 2
 RISE = 2
+# The floor's two send patterns: all N PINGs at the start of each interval, and N/10 every
+# 100 ms, as the agent sends them in its probe rounds (agent/instance.c).
+FLOOR_RUNS = (("burst", 1), ("rounds10", 10))
 
 
 class PhaseTimeout(Exception):
@@ -500,6 +507,83 @@ class Sentinel:
         return self.proc.pid
 
 
+class Floor:
+    """probe-floor (bench/floor.c) on a list of addresses, one connection each. It prints
+    its counters as JSON lines on stdout: one when all are connected (signals are safe to
+    send from then on, not before), one per SIGUSR1, the last at SIGTERM."""
+
+    def __init__(self, procs, workdir, build, addrs, slots, label):
+        self.procs = procs
+        self.dir = os.path.join(workdir, "floor-%s" % label)
+        os.makedirs(self.dir, exist_ok=True)
+        self.bin = os.path.join(build, "probe-floor")
+        self.slots = slots
+        self.label = label
+        self.addr_file = os.path.join(self.dir, "addrs")
+        with open(self.addr_file, "w") as f:
+            f.write("".join("%s:%d\n" % a for a in addrs))
+        self.log_path = os.path.join(self.dir, "out.log")  # stdout and stderr
+        self.proc = None
+
+    def start(self):
+        self.proc = self.procs.spawn(
+            "floor-%s" % self.label,
+            [self.bin, "--interval-ms", str(int(INTERVAL_S * 1000)), "--slots", str(self.slots),
+             self.addr_file], self.log_path, graceful=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def _read(self):
+        """(complete JSON lines, other lines) of its output so far."""
+        js, other = [], []
+        with open(self.log_path) as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # being written
+                if line.startswith("{"):
+                    js.append(json.loads(line))
+                else:
+                    other.append(line.strip())
+        return js, other
+
+    def _alive(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("probe-floor (%s) exited with %s: %s" % (
+                self.label, self.proc.returncode, "; ".join(self._read()[1]) or "no message"))
+
+    def _line(self, i, timeout, what):
+        """Its Ith JSON line, once printed."""
+        def line():
+            self._alive()
+            js = self._read()[0]
+            return js[i] if len(js) > i else None
+        return wait_for(line, timeout, "probe-floor (%s) %s" % (self.label, what), 0.002)
+
+    def connected(self, timeout):
+        return self._line(0, timeout, "connecting")
+
+    def counters(self, timeout=5.0):
+        """SIGUSR1, then the line it prints (only after connected())."""
+        self._alive()
+        have = len(self._read()[0])
+        self.proc.send_signal(signal.SIGUSR1)
+        return self._line(have, timeout, "counters")
+
+    def stop(self, timeout=10.0):
+        """SIGTERM: (exit code or None if it had to be killed, final counters or None)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        self.procs.end(self.proc)
+        self.procs.forget(self.proc)
+        js = self._read()[0]
+        return rc, (js[-1] if js and js[-1].get("event") == "exit" else None)
+
+
 class SentinelEvents:
     """Sentinel's own +sdown / -sdown pub/sub events, timestamped on arrival."""
 
@@ -595,15 +679,19 @@ def summarize(xs):
     return {"n": len(xs), "median": statistics.median(xs), "max": max(xs), "min": min(xs)}
 
 
-def cpu_window(pids, window, agent=None):
-    """CPU of each pid over WINDOW seconds, and the machine's load meanwhile."""
+def cpu_window(pids, window, agent=None, counter=None):
+    """CPU of each pid over WINDOW seconds, and the machine's load meanwhile. COUNTER, if
+    given, is read where the agent's stats are: a callable returning a dict of counters,
+    whose differences over the window come back as out["counters"]."""
     t0 = time.monotonic()
     a0 = {k: (proc_cpu_s(p), proc_sched_s(p), proc_ctxsw(p)) for k, p in pids.items()}
     th0 = proc_threads_sched(pids["agent"]) if "agent" in pids else {}
     m0 = machine_cpu()
     st0 = agent.stats() if agent else None
+    c0 = counter() if counter else None
     la0 = loadavg()
     time.sleep(window)
+    c1 = counter() if counter else None
     st1 = agent.stats() if agent else None
     a1 = {k: (proc_cpu_s(p), proc_sched_s(p), proc_ctxsw(p)) for k, p in pids.items()}
     th1 = proc_threads_sched(pids["agent"]) if "agent" in pids else {}
@@ -621,7 +709,67 @@ def cpu_window(pids, window, agent=None):
         out["agent_probes"] = st1["probes_total"] - st0["probes_total"]
         out["agent_probes_skipped"] = st1["probes_skipped"] - st0["probes_skipped"]
         out["agent_probes_failed"] = st1["probes_failed"] - st0["probes_failed"]
+    if counter:
+        out["counters"] = {k: c1[k] - c0[k] for k in c1
+                           if isinstance(c1[k], int) and not isinstance(c1[k], bool) and k in c0}
     return out
+
+
+def floor_run(args, procs, workdir, addrs, slots, label):
+    """One probe-floor measurement on ADDRS, the agent's instance list in its order: start,
+    warm-up, the CPU window exactly as the agent's, SIGTERM. Figures per probe (PING sent
+    in the window), or {"error": ...} with whatever was measured before it failed."""
+    n = len(addrs)
+    fl = Floor(procs, workdir, args.build, addrs, slots, label)
+    res = {"slots": slots}
+    try:
+        fl.start()
+        fl.connected(args.phase_timeout)
+        time.sleep(args.warmup)
+        win = cpu_window({"floor": fl.pid}, args.window, counter=fl.counters)
+        p = win["procs"]["floor"]
+        c = {k: v for k, v in win["counters"].items()  # not its settings, constant
+             if k not in ("connections", "slots", "interval_ms")}
+        probes = c["sent"]
+        res.update({
+            "window_s": win["window_s"], "machine_busy_pct": win["machine_busy_pct"],
+            "loadavg_before": win["loadavg_before"], "loadavg_after": win["loadavg_after"],
+            "cpu_s": p["cpu_s"], "sched_s": p["sched_s"], "wakeups": p["wakeups"],
+            "preempted": p["preempted"], "probes": probes, "replies": c["replies"],
+            "window_counters": c,
+            "us_per_probe": p["cpu_s"] * 1e6 / max(1, probes),
+            "sched_us_per_probe": p["sched_s"] * 1e6 / max(1, probes),
+            "wakeups_per_probe": p["wakeups"] / max(1, probes),
+            "us_per_instance_s": p["cpu_s"] * 1e6 / (n * win["window_s"]),
+        })
+        res.update(proc_snapshot(fl.pid))
+        rc, final = fl.stop()
+        res["exit_code"] = rc
+        res["final"] = final
+        # A floor over fewer probes than asked would be too low: every PING answered
+        # (but those in flight at SIGTERM, at most one per connection), nothing else.
+        problems = []
+        if rc != 0:
+            problems.append("exit code %s" % rc)
+        if final is None:
+            problems.append("no final counters")
+        else:
+            if final["errors"]:
+                problems.append("%d errors" % final["errors"])
+            if not 0 <= final["sent"] - final["replies"] <= n:
+                problems.append("%d sent, %d replies" % (final["sent"], final["replies"]))
+        if probes < 0.9 * n * win["window_s"] / INTERVAL_S:
+            problems.append("%d probes in %.1f s, expected %.0f" % (
+                probes, win["window_s"], n * win["window_s"] / INTERVAL_S))
+        if problems:
+            res["error"] = "; ".join(problems)
+    except (PhaseTimeout, RuntimeError, OSError, ValueError) as e:
+        res["error"] = str(e)
+    finally:
+        if fl.proc is not None:
+            procs.end(fl.proc, graceful=True)
+            procs.forget(fl.proc)
+    return res
 
 
 PERF_ENTRY_POINTS = (  # kernel symbols: kernel stacks unwind whatever the binary's build
@@ -920,6 +1068,25 @@ def run_one(args, procs, zk, kz, n, workdir):
             procs.forget(sentinel.proc)
         log("N=%d: agent exit %.0f ms, nodes gone %.0f ms after SIGTERM" % (
             n, a["sigterm_exit_ms"], a["sigterm_nodes_gone_ms"]))
+
+        # ---- the floor: a bare PING client, alone on the same farm, the agent's instances
+        if not args.no_floor:
+            ports = {s.port for _, s in instances}
+            wait_for(lambda: all(redis_ping(p) for p in ports), args.phase_timeout,
+                     "every redis-server answering before the floor", 0.1)
+            run["floor"] = {}
+            for label, slots in FLOOR_RUNS:
+                log("N=%d: floor, %s (--slots %d): warm-up %d s, then a %d s CPU window" % (
+                    n, label, slots, args.warmup, args.window))
+                fr = floor_run(args, procs, rdir, [(LOOPBACK, s.port) for _, s in instances],
+                               slots, label)
+                run["floor"][label] = fr
+                if "error" in fr:
+                    log("N=%d: FLOOR %s FAILED: %s" % (n, label, fr["error"]))
+                else:
+                    log("N=%d: floor %s %.2f us/probe (%.2f sched), %.2f wake-ups/probe, "
+                        "%d probes" % (n, label, fr["us_per_probe"], fr["sched_us_per_probe"],
+                                       fr["wakeups_per_probe"], fr["probes"]))
     finally:
         if sev:
             sev.close()
@@ -967,6 +1134,9 @@ def main():
                     help="seconds of perf record per process after the CPU window (0: off)")
     ap.add_argument("--phase-timeout", type=float, default=60.0, help="deadline of start-up phases")
     ap.add_argument("--time-limit", type=int, default=3600, help="deadline of the whole run, s")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the floor (probe-floor, a bare epoll PING client measured "
+                         "after the agent on the same farm)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"),
                     help="raw results (JSON)")
     ap.add_argument("--seed", type=int, default=None)
@@ -980,6 +1150,9 @@ def main():
 
     if not os.path.exists(os.path.join(args.build, "sentinel-agent")):
         sys.exit("bench.py: no sentinel-agent in %s (build it first)" % args.build)
+    if not args.no_floor and not os.path.exists(os.path.join(args.build, "probe-floor")):
+        sys.exit("bench.py: no probe-floor in %s (cmake --build %s --target probe-floor; "
+                 "it is not built by default), or run with --no-floor" % (args.build, args.build))
     if any(n <= args.sentinel_max for n in ns) and not os.path.exists(REDIS_SENTINEL):
         sys.exit("bench.py: %s missing (apt-get install redis-sentinel)" % REDIS_SENTINEL)
 

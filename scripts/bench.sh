@@ -6,8 +6,9 @@
 # Installs what is missing (scripts/install-deps.sh, plus redis-sentinel, gnuplot-nox and
 # linux-perf), builds a Release build in build-bench, runs bench/bench.py (raw results in
 # bench/results/latest.json), then bench/report.py, which rewrites the generated part of
-# docs/performance.md and docs/perf/*.png. Takes about 15 minutes with the defaults; a quick
-# look: ./scripts/bench.sh --n 100 --window 10 --reps 3 --out /tmp/bench.json --no-report
+# docs/performance.md and docs/perf/*.png. Takes about 22 minutes with the defaults (7 of them
+# the floor, bench/floor.c; --no-floor skips it); a quick look:
+# ./scripts/bench.sh --n 100 --window 10 --reps 3 --out /tmp/bench.json --no-report
 # Run it on a quiet machine: CPU figures are only as good as the machine's idleness.
 set -eu
 cd "$(dirname "$0")/.."
@@ -48,7 +49,7 @@ while [ "$n" -gt 0 ]; do
 done
 
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DSA_TESTS=OFF >/dev/null
-cmake --build build-bench -j "$(nproc)" --target sentinel-agent sentinel-agentctl
+cmake --build build-bench -j "$(nproc)" --target sentinel-agent sentinel-agentctl probe-floor
 /usr/bin/python3 bench/bench.py --build build-bench --out "$out" "$@"
 if [ "$report" = 1 ]; then
     /usr/bin/python3 bench/report.py "$out"
