@@ -42,17 +42,11 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     return a;
 }
 
-/*
- * First probe of instance I of N: spread evenly over the interval so N probes do not fire in
- * the same millisecond, plus up to a millisecond of jitter.
- */
-static ev_tstamp
-spread_delay(const struct conf_instance *ci, int i, int n)
+/* First probe of instance I of N: spread evenly over the interval, as a fraction of it. */
+static double
+spread_phase(int i, int n)
 {
-    double interval = (double)ci->interval_ms / 1000.0;
-    double jitter = (double)(random() % 1000) / 1e6;
-
-    return n > 0 ? interval * (double)i / (double)n + jitter : jitter;
+    return n > 0 ? (double)i / (double)n : 0.;
 }
 
 /* The metrics HTTP server's body: the same exposition as the stats socket's `metrics`. */
@@ -110,9 +104,11 @@ agent_start(struct agent *a)
     ev_signal_start(a->loop, &a->sigint);
     ev_signal_start(a->loop, &a->sighup);
 
+    a->tune.base = ev_now(a->loop);
+    inst_plan_rounds(a, a->conf);
     TAILQ_FOREACH (ci, &a->conf->instances, link) {
         struct inst *inst = add_instance(a, ci);
-        inst_start(inst, spread_delay(ci, i++, a->conf->ninstances));
+        inst_start(inst, spread_phase(i++, a->conf->ninstances));
     }
     a->zk = zkpub_new(a);
     notify_start(a);
@@ -237,13 +233,14 @@ apply_conf(struct agent *a, struct conf *nc)
         log_set_level(nc->log_level);
     a->conf = nc;
     conf_free(oc);
+    inst_plan_rounds(a, nc);
 
     TAILQ_FOREACH (ci, &nc->instances, link) {
         i++;
         if (find_inst(a, ci->name) != NULL)
             continue;
         inst = add_instance(a, ci);
-        inst_start(inst, spread_delay(ci, i, nc->ninstances));
+        inst_start(inst, spread_phase(i, nc->ninstances));
         added++;
     }
     changed = changed < added ? changed : added;

@@ -47,7 +47,9 @@ struct agent {
         double probe_rate; /* probes per second of the started instances */
         ev_tstamp collect; /* libev collect interval in force; -1 before the first start */
         int io_on;         /* the I/O collect interval is on (1), off (0), unknown (-1) */
-    } tune;                /* instance.c's loop batching (tune_loop) */
+        ev_tstamp round;   /* width of a probe round (inst_plan_rounds) */
+        ev_tstamp base;    /* ev_now() at the agent's start: the rounds' origin */
+    } tune;                /* instance.c's loop batching (tune_loop) and probe rounds */
     struct agent_counters c;
     int64_t started_ms;   /* wall clock at start */
     ev_tstamp started_at; /* ev_now() at start */

@@ -28,6 +28,7 @@ struct inst {
     struct health health;
     struct probe probe;
     ev_timer period;
+    ev_tstamp phase_at; /* where its probes fall in the interval, from agent->tune.base */
     ev_tstamp last_eof_probe; /* ev_now() of the last probe triggered by an idle link's EOF */
     struct zknode *zn;
     int published; /* 1 when ZooKeeper holds the current state (set by zkpub) */
@@ -43,8 +44,17 @@ TAILQ_HEAD(inst_list, inst);
 /* Allocates an instance for CONF; it does nothing until inst_start(). */
 struct inst *inst_new(struct agent *a, const struct conf_instance *conf);
 
-/* Starts probing; the first probe fires after FIRST_DELAY seconds (spreads N instances). */
-void inst_start(struct inst *inst, ev_tstamp first_delay);
+/*
+ * Sizes the probe rounds for the instances of CONF (at start and on every reload): probes fall
+ * due together, once per round, instead of each at its own moment.
+ */
+void inst_plan_rounds(struct agent *a, const struct conf *conf);
+
+/*
+ * Starts probing. The first probe fires at the first round at least PHASE x interval from now
+ * (0 <= PHASE < 1: the agent spreads N instances over the interval with it).
+ */
+void inst_start(struct inst *inst, double phase);
 
 /* Stops probing: timer stopped, in-flight probe cancelled (not counted), link closed. */
 void inst_stop(struct inst *inst);
