@@ -28,7 +28,7 @@ struct inst {
     struct health health;
     struct probe probe;
     ev_timer period;
-    ev_tstamp phase_at; /* where its probes fall in the interval, from agent->tune.base */
+    ev_tstamp phase_at;       /* where its probes fall in the interval, from agent->tune.base */
     ev_tstamp last_eof_probe; /* ev_now() of the last probe triggered by an idle link's EOF */
     struct zknode *zn;
     int published; /* 1 when ZooKeeper holds the current state (set by zkpub) */
