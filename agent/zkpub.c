@@ -159,7 +159,8 @@ struct zkpub {
     ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
     int64_t session_id;
     int pending;
-    int creates; /* create and multi requests in flight */
+    int creates;   /* create and multi requests in flight */
+    int retry_due; /* something failed and waits for a retry: the tick reconciles all */
     int watches;
     uint64_t writes_ok;
     uint64_t writes_failed;
@@ -345,6 +346,7 @@ req_sent(struct zkreq *r, int rc)
 {
     if (rc == ZOK)
         return 0;
+    r->z->retry_due = 1; /* the tick tries again */
     log_debug(ZK_COMP, "%s %s not sent: %s", op_names[r->op],
               r->node   ? r->node->path
               : r->cont ? r->cont->path
@@ -542,8 +544,12 @@ cont_reconcile(struct zkpub *z, struct zkcont *c)
 {
     struct zkreq *r;
 
-    if (!zk_ready(z) || c->done || c->busy || ev_now(z->loop) < c->retry_at)
+    if (!zk_ready(z) || c->done || c->busy)
         return;
+    if (ev_now(z->loop) < c->retry_at) {
+        z->retry_due = 1;
+        return;
+    }
     r = req_new(z, ZKOP_CONT_CREATE, NULL, c);
     req_sent(r, zoo_acreate(z->zh, c->path, NULL, -1, &z->acl, ZOO_PERSISTENT, cb_string, r));
 }
@@ -735,6 +741,8 @@ node_reconcile(struct zknode *n)
     struct zkpub *z = n->z;
 
     if (!zk_ready(z) || n->busy || ev_now(z->loop) < n->retry_at) {
+        if (zk_ready(z) && !n->busy)
+            z->retry_due = 1;
         node_maybe_free(n);
         return;
     }
@@ -806,6 +814,7 @@ fail(struct zkpub *z, const char *what, const char *path, int rc, int *fails, ev
 {
     if (count)
         z->writes_failed++;
+    z->retry_due = 1;
     if (rc == ZCLOSING || rc == ZSESSIONEXPIRED || rc == ZINVALIDSTATE)
         return; /* the session is ending; the next one starts afresh */
     if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
@@ -1175,7 +1184,11 @@ on_tick(struct ev_loop *loop, ev_timer *w, int revents)
         zk_restart(z);
         return;
     }
-    zk_reconcile_all(z);
+    /* Everything else moves on replies, watches and session events: only retries wait. */
+    if (z->retry_due && zk_ready(z)) {
+        z->retry_due = 0;
+        zk_reconcile_all(z);
+    }
 }
 
 /* The end of a shutdown: close the session, stop our watchers, then report on the loop. */
