@@ -210,7 +210,7 @@ apply_conf(struct agent *a, struct conf *nc)
 
     if (zk_changed && a->zk != NULL) {
         log_info("zookeeper", "settings changed: opening a new session");
-        zkpub_free(a->zk);
+        zkpub_retire(a->zk);
         a->zk = NULL;
     }
     for (inst = TAILQ_FIRST(&a->instances); inst != NULL; inst = next) {
@@ -360,6 +360,8 @@ agent_free(struct agent *a)
     close_servers(a);
     zkpub_free(a->zk); /* before the instances: it detaches their nodes */
     a->zk = NULL;
+    while (a->zk_retired != NULL)
+        zkpub_free(a->zk_retired); /* waits for its close; takes itself off the list */
     while ((inst = TAILQ_FIRST(&a->instances)) != NULL) {
         TAILQ_REMOVE(&a->instances, inst, link);
         inst_free(inst);

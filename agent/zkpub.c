@@ -131,8 +131,10 @@ struct zkreq {
 
 /*
  * The publisher. Owner: the agent (a->zk); created by zkpub_new(), released by
- * zkpub_free(). Every field is read and written on the loop thread only; the client's
- * threads reach it through the queue alone.
+ * zkpub_free(). After zkpub_retire() the agent's zk_retired list holds it and the closer
+ * thread owns its handle (zh_closing) until zookeeper_close() returns; on_close_done then
+ * frees it on the loop. Every other field is read and written on the loop thread only; the
+ * client's threads reach it through the queue alone.
  */
 struct zkpub {
     struct agent *a;
@@ -169,6 +171,11 @@ struct zkpub {
     uint64_t conflicts;
     int stopping;
     int closed;
+    int retired;                /* zkpub_retire() started `closer` (joined by zkpub_free) */
+    pthread_t closer;           /* closes zh_closing, then signals close_done */
+    zhandle_t *zh_closing;      /* the handle `closer` owns */
+    ev_async close_done;        /* `closer` returned: free the publisher on the loop */
+    struct zkpub *next_retired; /* on a->zk_retired */
     void (*done)(void *);
     void *done_arg;
 };
@@ -1454,14 +1461,97 @@ zkpub_shutdown(struct zkpub *z, void (*done)(void *arg), void *arg)
         zk_finish(z);
 }
 
+static void *
+closer_main(void *arg)
+{
+    struct zkpub *z = arg;
+
+    zookeeper_close(z->zh_closing);
+    ev_async_send(z->loop, &z->close_done);
+    return NULL;
+}
+
+static void
+on_close_done(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    zkpub_free(w->data);
+}
+
+void
+zkpub_retire(struct zkpub *z)
+{
+    struct zknode *n;
+    sigset_t block, old;
+    int rc;
+
+    ev_timer_stop(z->loop, &z->tick);
+    ev_timer_stop(z->loop, &z->finish_timer);
+    batch_discard(z);
+    z->stopping = 1;
+    z->closed = 1;
+    z->state = "closed";
+    TAILQ_FOREACH (n, &z->nodes, link) {
+        if (n->inst) {
+            n->inst->zn = NULL;
+            n->inst->published = 0;
+            n->inst = NULL;
+        }
+    }
+    z->next_retired = z->a->zk_retired;
+    z->a->zk_retired = z;
+    if (z->zh == NULL) {
+        zkpub_free(z);
+        return;
+    }
+    /* From now on the loop sees no handle: events of the old one only release requests. */
+    z->zh_closing = z->zh;
+    z->zh = NULL;
+    z->connected = 0;
+    ev_async_init(&z->close_done, on_close_done);
+    z->close_done.data = z;
+    ev_async_start(z->loop, &z->close_done);
+    sigfillset(&block);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    rc = pthread_create(&z->closer, NULL, closer_main, z);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        log_warn(ZK_COMP, "cannot start a thread to close the old session (%s): closing it here",
+                 strerror(rc));
+        zookeeper_close(z->zh_closing);
+        zkpub_free(z);
+        return;
+    }
+    z->retired = 1;
+}
+
 void
 zkpub_free(struct zkpub *z)
 {
     struct zknode *n;
     struct zkcont *c;
+    struct zkreq *r;
 
     if (z == NULL)
         return;
+    if (z->zh_closing != NULL) {
+        /* Retired: its handle is closed (or being closed) on the closer thread. */
+        if (z->retired)
+            pthread_join(z->closer, NULL);
+        ev_async_stop(z->loop, &z->close_done);
+        z->zh_closing = NULL;
+        zk_drain(z);
+        while ((r = TAILQ_FIRST(&z->reqs)) != NULL)
+            req_release(r); /* dropped by the close (ZOOKEEPER-2894) */
+        zk_forget_session(z);
+    }
+    for (struct zkpub **p = &z->a->zk_retired; *p; p = &(*p)->next_retired) {
+        if (*p == z) {
+            *p = z->next_retired;
+            break;
+        }
+    }
     ev_timer_stop(z->loop, &z->tick);
     ev_timer_stop(z->loop, &z->finish_timer);
     batch_discard(z);

@@ -56,6 +56,7 @@ struct agent {
     struct stats_server *stats;
     struct httpmetrics *metrics; /* NULL unless metrics_listen is set */
     struct zkpub *zk;
+    struct zkpub *zk_retired; /* publishers of replaced settings, closing (zkpub_retire) */
     ev_signal sigterm;
     ev_signal sigint;
     ev_signal sighup;

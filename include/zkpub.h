@@ -36,7 +36,15 @@ void zkpub_get_stats(const struct zkpub *z, struct zkpub_stats *out);
 /* Deletes our nodes and closes the session, then calls DONE(ARG) on the loop (shutdown). */
 void zkpub_shutdown(struct zkpub *z, void (*done)(void *arg), void *arg);
 
-/* Releases everything; the session is closed if still open. NULL is allowed. */
+/*
+ * Lets Z go without waiting (a reload changed the settings): its nodes leave the instances at
+ * once, and its session is closed on a thread of its own, since zookeeper_close() waits for
+ * the server; Z is on A's zk_retired list until that returns, then freed on the loop.
+ */
+void zkpub_retire(struct zkpub *z);
+
+/* Releases everything; the session is closed if still open (waiting for that, and for a
+ * retired publisher's close). NULL is allowed. */
 void zkpub_free(struct zkpub *z);
 
 #endif
