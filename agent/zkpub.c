@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -98,18 +99,20 @@ struct zknode {
 };
 
 /*
- * Creates gathered during one loop iteration, sent as one multi request: ZooKeeper handles
- * a multi of 100 creates for about a sixth of the server CPU of 100 single creates, which is
- * what publishing 10,000 nodes at start-up or after a new session is limited by. Owner: the
+ * Creates and deletes gathered during one loop iteration, sent as one multi request:
+ * ZooKeeper handles a multi of 100 creates for about a sixth of the server CPU of 100 single
+ * creates, which is what publishing 10,000 nodes at start-up or after a new session, and
+ * deleting them at shutdown, is limited by. Owner: the
  * publisher while open (z->batch, sent or discarded before the loop next sleeps), then its
  * request (r->batch), freed by req_release(). The client reads OPS and writes RESULTS until
  * the completion, so they live here and not on a stack. Each node in it is busy.
  */
 struct zkbatch {
     int count;
+    int deletes; /* how many of them are deletes */
     struct zknode *nodes[ZK_BATCH_MAX];
     uint64_t gens[ZK_BATCH_MAX]; /* document generation sent */
-    char *docs[ZK_BATCH_MAX];
+    char *docs[ZK_BATCH_MAX];    /* NULL: delete the node */
     zoo_op_t ops[ZK_BATCH_MAX];
     zoo_op_result_t results[ZK_BATCH_MAX];
 };
@@ -633,16 +636,32 @@ batch_discard(struct zkpub *z)
     z->batch = NULL;
 }
 
-/* Sends the open batch: one multi request, or a plain create for a batch of one. */
+/* Writes "creating 12 nodes", "deleting 3 nodes" or "creating 12 and deleting 3 nodes". */
+static const char *
+batch_what(const struct zkbatch *b, char *buf, size_t len)
+{
+    int creates = b->count - b->deletes;
+
+    if (b->deletes == 0)
+        snprintf(buf, len, "creating %d nodes", creates);
+    else if (creates == 0)
+        snprintf(buf, len, "deleting %d nodes", b->deletes);
+    else
+        snprintf(buf, len, "creating %d and deleting %d nodes", creates, b->deletes);
+    return buf;
+}
+
+/* Sends the open batch: one multi request, or a plain request for a batch of one. */
 static void
 batch_send(struct zkpub *z)
 {
     struct zkbatch *b = z->batch;
     struct zkreq *r;
+    char what[64];
 
     if (b == NULL)
         return;
-    if (!zk_ready(z) || z->stopping) {
+    if (!zk_ready(z)) {
         batch_discard(z); /* its nodes are reconciled again when the session is back */
         return;
     }
@@ -650,36 +669,53 @@ batch_send(struct zkpub *z)
     z->batch = NULL;
     if (b->count == 1) {
         struct zknode *n = b->nodes[0];
+        int del = b->deletes;
 
         batch_free(b, 1);
-        node_send_doc(n, ZKOP_CREATE);
+        if (del)
+            node_send_delete(n, ZKOP_DELETE, -1);
+        else
+            node_send_doc(n, ZKOP_CREATE);
         return;
     }
-    for (int i = 0; i < b->count; i++)
-        zoo_create_op_init(&b->ops[i], b->nodes[i]->path, b->docs[i], (int)strlen(b->docs[i]),
-                           &z->acl, ZOO_EPHEMERAL, NULL, 0);
+    for (int i = 0; i < b->count; i++) {
+        if (b->docs[i] == NULL)
+            zoo_delete_op_init(&b->ops[i], b->nodes[i]->path, -1);
+        else
+            zoo_create_op_init(&b->ops[i], b->nodes[i]->path, b->docs[i], (int)strlen(b->docs[i]),
+                               &z->acl, ZOO_EPHEMERAL, NULL, 0);
+    }
     r = req_new(z, ZKOP_MULTI, NULL, NULL);
     r->batch = b;
-    log_debug(ZK_COMP, "creating %d nodes in one request", b->count);
+    log_debug(ZK_COMP, "%s in one request", batch_what(b, what, sizeof(what)));
     req_sent(r, zoo_amulti(z->zh, b->count, b->ops, b->results, cb_void, r));
 }
 
-/* Adds N's create to the open batch, which goes out before the loop sleeps, or when full. */
+/*
+ * Adds N's create (OP ZKOP_CREATE) or delete (ZKOP_DELETE) to the open batch, which goes out
+ * before the loop sleeps, or when full.
+ */
 static void
-batch_add(struct zknode *n)
+batch_add(struct zknode *n, enum zkop op)
 {
     struct zkpub *z = n->z;
     struct zkbatch *b = z->batch;
-    struct sbuf sb = {0};
 
     if (b == NULL) {
         b = z->batch = xcalloc(1, sizeof(*b));
         ev_prepare_start(z->loop, &z->flush);
     }
-    node_render(n, &sb);
     b->nodes[b->count] = n;
     b->gens[b->count] = n->want_gen;
-    b->docs[b->count] = sb.buf ? sb.buf : xstrdup("");
+    if (op == ZKOP_DELETE) {
+        b->docs[b->count] = NULL;
+        b->deletes++;
+    } else {
+        struct sbuf sb = {0};
+
+        node_render(n, &sb);
+        b->docs[b->count] = sb.buf ? sb.buf : xstrdup("");
+    }
     b->count++;
     n->busy = 1;
     if (b->count == ZK_BATCH_MAX)
@@ -706,18 +742,25 @@ on_batch_reply(struct zkpub *z, struct zkbatch *b, int rc)
 {
     int solo = rc != ZOK && rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT && rc != ZCLOSING &&
                rc != ZSESSIONEXPIRED && rc != ZINVALIDSTATE;
+    char what[64];
 
     if (solo)
-        log_info(ZK_COMP, "creating %d nodes in one request failed (%s): creating them one by one",
-                 b->count, zerror(rc));
+        log_info(ZK_COMP, "%s in one request failed (%s): one by one from now on",
+                 batch_what(b, what, sizeof(what)), zerror(rc));
     else if (rc != ZOK)
-        log_debug(ZK_COMP, "creating %d nodes in one request: %s, will retry", b->count,
+        log_debug(ZK_COMP, "%s in one request: %s, will retry", batch_what(b, what, sizeof(what)),
                   zerror(rc));
+    else if (b->deletes > 0)
+        log_info(ZK_COMP, "deleted %d nodes in one request", b->deletes);
     for (int i = 0; i < b->count; i++) {
         struct zknode *n = b->nodes[i];
 
         n->busy = 0;
-        if (rc == ZOK) {
+        if (rc == ZOK && b->docs[i] == NULL) {
+            n->created = 0;
+            z->writes_ok++;
+            log_debug(ZK_COMP, "deleted %s", n->path);
+        } else if (rc == ZOK) {
             n->created = 1;
             n->done_gen = b->gens[i];
             n->version = 0;
@@ -754,8 +797,10 @@ node_reconcile(struct zknode *n)
         return;
     }
     if (n->removed) {
-        if (n->created)
+        if (n->created && n->solo)
             node_send_delete(n, ZKOP_DELETE, -1);
+        else if (n->created)
+            batch_add(n, ZKOP_DELETE);
         else if (n->watched && !z->stopping)
             node_send_unwatch(n);
         else
@@ -777,7 +822,7 @@ node_reconcile(struct zknode *n)
         if (n->solo)
             node_send_doc(n, ZKOP_CREATE);
         else
-            batch_add(n);
+            batch_add(n, ZKOP_CREATE);
     } else if (n->done_gen != n->want_gen) {
         node_send_doc(n, ZKOP_SET);
     } else if (!n->watched) {

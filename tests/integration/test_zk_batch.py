@@ -1,7 +1,7 @@
-"""Scenario: nodes that are due together are created in multi requests of up to 128, and a
-batch that fails because one of its nodes is already there never loses a node: the stale
-nodes of a crashed incarnation are taken over, another agent's node is a conflict, and every
-other node is published.
+"""Scenario: nodes that are due together are created (and at shutdown deleted) in multi
+requests of up to 128, and a batch that fails because one of its nodes is already there never
+loses a node: the stale nodes of a crashed incarnation are taken over, another agent's node is
+a conflict, and every other node is published.
 
 ZooKeeper is started only once every instance's state is known, so that the whole set is due
 in the same loop iteration, as after a new session."""
@@ -55,6 +55,14 @@ def test_a_whole_set_is_created_in_batches_of_at_most_128(env):
     assert st["zk_writes_ok"] == N + 1 and st["zk_writes_failed"] == 0
     wait_until(lambda: a.stats()["zk_watches"] == N + 1, 5)
     wait_until(lambda: len(zk.wchc().get(sid, [])) == N + 1, 5)
+
+    # Shutdown deletes the set the same way: in multi requests of up to 128.
+    a.signal(signal.SIGTERM)
+    assert a.wait_exit(10) == 0
+    assert k.get_children("/sa/default") == []
+    deleted = [int(m) for m in re.findall(r"deleted (\d+) nodes in one request", a.log())]
+    print("multi deletes: %s" % deleted)
+    assert deleted and max(deleted) == 128 and sum(deleted) <= N + 1
 
 
 def test_failed_batches_take_over_stale_nodes_and_respect_a_conflict(env):
