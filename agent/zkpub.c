@@ -38,7 +38,7 @@
 #define ZK_BACKOFF_MIN_S  0.5
 #define ZK_BACKOFF_MAX_S  30.0
 #define ZK_CLOSE_MARGIN_S 1.5 /* of shutdown_timeout, kept for zookeeper_close() */
-#define ZK_BATCH_MAX      128 /* creates sent as one multi request */
+#define ZK_BATCH_MAX      128 /* creates and deletes sent as one multi request */
 
 enum zkop {
     ZKOP_CONT_CREATE = 0, /* create a persistent container */
@@ -49,7 +49,7 @@ enum zkop {
     ZKOP_DELETE,          /* delete our node (removed instance, shutdown) */
     ZKOP_EXISTS,          /* (re-)arm the node's exists-watch */
     ZKOP_UNWATCH,         /* drop the exists-watch of a node we give up */
-    ZKOP_MULTI,           /* create several of our ephemeral nodes in one request */
+    ZKOP_MULTI,           /* create or delete several of our nodes in one request */
 };
 
 static const char *const op_names[] = {"create", "create", "get",           "delete", "set",
@@ -88,7 +88,7 @@ struct zknode {
     int created;       /* holds our data under our current session */
     int watched;       /* exists-watch registered in the current session */
     int conflict;      /* held by another agent: not overwritten */
-    int solo;          /* a multi create with it failed: created alone in this session */
+    int solo;          /* a multi with it failed: written alone in this session */
     int waiting;       /* on z->waiting: its watch is sent once the creates are answered */
     int32_t version;   /* data version of our last write, -1 unknown */
     uint64_t want_gen; /* generation of the desired document */
@@ -148,7 +148,7 @@ struct zkpub {
     ev_timer tick;
     ev_timer finish_timer; /* shutdown deadline, or a zero-delay finish */
     ev_prepare flush;      /* sends the open batch before the loop sleeps; active with it */
-    struct zkbatch *batch; /* creates gathered in this loop iteration, not sent yet */
+    struct zkbatch *batch; /* writes gathered in this loop iteration, not sent yet */
     TAILQ_HEAD(, zkcont) conts;
     TAILQ_HEAD(, zknode) nodes;
     int nremoved; /* nodes with removed set: zkpub_update() searches them only if any */
@@ -487,6 +487,17 @@ node_set_waiting(struct zknode *n, int on)
         TAILQ_REMOVE(&n->z->waiting, n, wait_link);
 }
 
+/* ZooKeeper confirmed our create of N with the document of generation GEN. */
+static void
+node_created(struct zknode *n, uint64_t gen)
+{
+    n->created = 1;
+    n->done_gen = gen;
+    n->version = 0;
+    n->fails = 0;
+    n->z->writes_ok++;
+}
+
 /* Marks N wanted gone, or wanted again, keeping the publisher's count of removed nodes. */
 static void
 node_set_removed(struct zknode *n, int removed)
@@ -564,24 +575,31 @@ cont_reconcile(struct zkpub *z, struct zkcont *c)
     req_sent(r, zoo_acreate(z->zh, c->path, NULL, -1, &z->acl, ZOO_PERSISTENT, cb_string, r));
 }
 
+/* Creates (OP ZKOP_CREATE) or rewrites (ZKOP_SET) N with DOC, LEN bytes of generation GEN. */
+static void
+node_send_text(struct zknode *n, enum zkop op, const char *doc, int len, uint64_t gen)
+{
+    struct zkpub *z = n->z;
+    struct zkreq *r = req_new(z, op, n, NULL);
+    int rc;
+
+    r->gen = gen;
+    if (op == ZKOP_CREATE)
+        rc = zoo_acreate(z->zh, n->path, doc, len, &z->acl, ZOO_EPHEMERAL, cb_string, r);
+    else
+        rc = zoo_aset(z->zh, n->path, doc, len, -1, cb_stat, r);
+    req_sent(r, rc);
+}
+
+/* Renders N's current document and creates or rewrites the node with it. */
 static void
 node_send_doc(struct zknode *n, enum zkop op)
 {
-    struct zkpub *z = n->z;
     struct sbuf sb = {0};
-    struct zkreq *r;
-    int rc;
 
     node_render(n, &sb);
-    r = req_new(z, op, n, NULL);
-    r->gen = n->want_gen;
-    if (op == ZKOP_CREATE)
-        rc = zoo_acreate(z->zh, n->path, sb.buf ? sb.buf : "", (int)sb.len, &z->acl, ZOO_EPHEMERAL,
-                         cb_string, r);
-    else
-        rc = zoo_aset(z->zh, n->path, sb.buf ? sb.buf : "", (int)sb.len, -1, cb_stat, r);
+    node_send_text(n, op, sb.buf ? sb.buf : "", (int)sb.len, n->want_gen);
     sbuf_free(&sb);
-    req_sent(r, rc);
 }
 
 static void
@@ -611,7 +629,7 @@ node_send_unwatch(struct zknode *n)
                                     (void_completion_t *)(uintptr_t)cb_void, r));
 }
 
-/* ---- batched creates ---- */
+/* ---- batched creates and deletes ---- */
 
 /* Frees B; RELEASE: its nodes are idle again (it was never sent, or its reply never came). */
 static void
@@ -669,13 +687,17 @@ batch_send(struct zkpub *z)
     z->batch = NULL;
     if (b->count == 1) {
         struct zknode *n = b->nodes[0];
-        int del = b->deletes;
+        char *doc = b->docs[0];
+        uint64_t gen = b->gens[0];
 
+        b->docs[0] = NULL; /* taken: sent as it was rendered */
         batch_free(b, 1);
-        if (del)
+        if (doc == NULL) {
             node_send_delete(n, ZKOP_DELETE, -1);
-        else
-            node_send_doc(n, ZKOP_CREATE);
+        } else {
+            node_send_text(n, ZKOP_CREATE, doc, (int)strlen(doc), gen);
+            free(doc);
+        }
         return;
     }
     for (int i = 0; i < b->count; i++) {
@@ -731,11 +753,11 @@ on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
 }
 
 /*
- * A multi create completed with RC. On success every node is ours; otherwise nothing was
- * created. A lost connection retries them as a batch when it is back; any other failure
- * (one node already there: a previous incarnation's, another agent's; a container gone) has
- * each of them created alone from now on in this session, through the single create's own
- * handling of every case, so a batch never fails twice for one node.
+ * A multi completed with RC. On success every create and delete in it happened; otherwise
+ * none did. A lost connection retries them as a batch when it is back; any other failure
+ * (one node already there: a previous incarnation's, another agent's; a container gone; a
+ * node already deleted) has each of them written alone from now on in this session, through
+ * the single request's own handling of every case, so a batch never fails twice for one node.
  */
 static void
 on_batch_reply(struct zkpub *z, struct zkbatch *b, int rc)
@@ -761,11 +783,7 @@ on_batch_reply(struct zkpub *z, struct zkbatch *b, int rc)
             z->writes_ok++;
             log_debug(ZK_COMP, "deleted %s", n->path);
         } else if (rc == ZOK) {
-            n->created = 1;
-            n->done_gen = b->gens[i];
-            n->version = 0;
-            n->fails = 0;
-            z->writes_ok++;
+            node_created(n, b->gens[i]);
         } else if (solo) {
             n->solo = 1;
         }
@@ -901,11 +919,7 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
     switch (r->op) {
     case ZKOP_CREATE:
         if (rc == ZOK) {
-            n->created = 1;
-            n->done_gen = r->gen;
-            n->version = 0;
-            n->fails = 0;
-            z->writes_ok++;
+            node_created(n, r->gen);
         } else if (rc == ZNODEEXISTS) {
             struct zkreq *g = req_new(z, ZKOP_CHECK, n, NULL);
 
