@@ -53,8 +53,10 @@ def test_layout_document_and_owner(env):
     assert adoc["agent"] == "host-1" and adoc["pid"] == a.pid and adoc["instances"] == 2
     assert adoc["version"] == st["version"]
     assert zst.ephemeralOwner == sid
-    # one exists-watch per node, nothing else, on the server's side too
-    assert st["zk_watches"] == 3 and st["zk_pending"] == 0
+    # one exists-watch per node, nothing else, on the server's side too (a node counts as
+    # published once its create is confirmed; its watch is registered right after that)
+    wait_until(lambda: (lambda s: s["zk_watches"] == 3 and s["zk_pending"] == 0)(a.stats()), 3,
+               msg="one watch per node, nothing pending")
     wait_until(lambda: sorted(zk.wchc().get(sid, [])) ==
                ["/sa/agents/host-1", "/sa/cache/cache-a", "/sa/other/dead"], 3)
     assert a.threads() == 3
