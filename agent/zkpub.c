@@ -487,6 +487,16 @@ node_set_waiting(struct zknode *n, int on)
         TAILQ_REMOVE(&n->z->waiting, n, wait_link);
 }
 
+/* N stops representing its instance (removed, shutdown, publisher replaced or freed). */
+static void
+node_detach(struct zknode *n)
+{
+    if (n->inst) {
+        n->inst->zn = NULL;
+        n->inst = NULL;
+    }
+}
+
 /* ZooKeeper confirmed our create of N with the document of generation GEN. */
 static void
 node_created(struct zknode *n, uint64_t gen)
@@ -1082,13 +1092,25 @@ zk_drain(struct zkpub *z)
 }
 
 /*
- * Closes the handle from the loop thread. Completions the client dropped at close leave
- * their requests in the registry: they are released here, after the queue is drained.
+ * After zookeeper_close() returned (here or on a retired publisher's closer thread):
+ * completions the client dropped at close leave their requests in the registry; they are
+ * released once the queue is drained, and nothing of the session is ours any more.
  */
+static void
+zk_after_close(struct zkpub *z)
+{
+    struct zkreq *r, *tmp;
+
+    zk_drain(z);
+    TAILQ_FOREACH_SAFE (r, &z->reqs, link, tmp)
+        req_release(r);
+    zk_forget_session(z);
+}
+
+/* Closes the handle from the loop thread. */
 static void
 zk_close(struct zkpub *z)
 {
-    struct zkreq *r, *tmp;
     zhandle_t *zh = z->zh;
 
     if (zh == NULL)
@@ -1097,10 +1119,7 @@ zk_close(struct zkpub *z)
     z->zh = NULL;
     z->connected = 0;
     zookeeper_close(zh);
-    zk_drain(z);
-    TAILQ_FOREACH_SAFE (r, &z->reqs, link, tmp)
-        req_release(r);
-    zk_forget_session(z);
+    zk_after_close(z);
 }
 
 static void
@@ -1277,7 +1296,6 @@ zk_finish(struct zkpub *z)
     z->closed = 1;
     ev_timer_stop(z->loop, &z->tick);
     ev_timer_stop(z->loop, &z->finish_timer);
-    batch_discard(z);
     if (z->zh && z->connected && !zk_all_deleted(z))
         log_warn(ZK_COMP, "shutdown: not every node deleted in time; closing the session");
     zk_close(z);
@@ -1456,8 +1474,7 @@ zkpub_remove(struct zkpub *z, struct inst *inst)
     inst->published = 0;
     if (n == NULL)
         return;
-    inst->zn = NULL;
-    n->inst = NULL;
+    node_detach(n);
     if (z == NULL)
         return;
     node_set_removed(n, 1);
@@ -1501,10 +1518,7 @@ zkpub_shutdown(struct zkpub *z, void (*done)(void *arg), void *arg)
     TAILQ_FOREACH (n, &z->nodes, link) {
         node_set_removed(n, 1);
         n->retry_at = 0;
-        if (n->inst) {
-            n->inst->zn = NULL;
-            n->inst = NULL;
-        }
+        node_detach(n);
     }
     if (!zk_ready(z)) {
         zk_finish(z); /* ZooKeeper unreachable: nothing to wait for */
@@ -1551,13 +1565,8 @@ zkpub_retire(struct zkpub *z)
     z->stopping = 1;
     z->closed = 1;
     z->state = "closed";
-    TAILQ_FOREACH (n, &z->nodes, link) {
-        if (n->inst) {
-            n->inst->zn = NULL;
-            n->inst->published = 0;
-            n->inst = NULL;
-        }
-    }
+    TAILQ_FOREACH (n, &z->nodes, link)
+        node_detach(n); /* the new publisher takes the instances over */
     z->next_retired = z->a->zk_retired;
     z->a->zk_retired = z;
     if (z->zh == NULL) {
@@ -1590,7 +1599,6 @@ zkpub_free(struct zkpub *z)
 {
     struct zknode *n;
     struct zkcont *c;
-    struct zkreq *r;
 
     if (z == NULL)
         return;
@@ -1600,10 +1608,7 @@ zkpub_free(struct zkpub *z)
             pthread_join(z->closer, NULL);
         ev_async_stop(z->loop, &z->close_done);
         z->zh_closing = NULL;
-        zk_drain(z);
-        while ((r = TAILQ_FIRST(&z->reqs)) != NULL)
-            req_release(r); /* dropped by the close (ZOOKEEPER-2894) */
-        zk_forget_session(z);
+        zk_after_close(z);
     }
     for (struct zkpub **p = &z->a->zk_retired; *p; p = &(*p)->next_retired) {
         if (*p == z) {
@@ -1613,13 +1618,11 @@ zkpub_free(struct zkpub *z)
     }
     ev_timer_stop(z->loop, &z->tick);
     ev_timer_stop(z->loop, &z->finish_timer);
-    batch_discard(z);
     zk_close(z);
     zkqueue_destroy(&z->queue);
     while ((n = TAILQ_FIRST(&z->nodes)) != NULL) {
         TAILQ_REMOVE(&z->nodes, n, link);
-        if (n->inst)
-            n->inst->zn = NULL;
+        node_detach(n);
         free(n->path);
         free(n);
     }
