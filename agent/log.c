@@ -87,6 +87,22 @@ log_msg(enum log_level level, const char *component, const char *fmt, ...)
     fwrite(line, 1, len, stderr);
 }
 
+void
+log_fatal(const char *component, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (threshold < LOGL_ERROR)
+        threshold = LOGL_ERROR; /* never silenced */
+    log_msg(LOGL_ERROR, component, "%s", msg);
+    fflush(stderr);
+    abort();
+}
+
 /*
  * The texts log_text_limited() wrote recently: a hash, when, and how many repeats were held
  * back since. A small table with the oldest entry replaced, so texts that alternate (an

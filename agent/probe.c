@@ -266,10 +266,8 @@ probe_init(struct inst *inst)
         p->cmd_auth_len = ci->username ? redisFormatCommand(&p->cmd_auth, "AUTH %s %s",
                                                             ci->username, ci->password)
                                        : redisFormatCommand(&p->cmd_auth, "AUTH %s", ci->password);
-        if (p->cmd_auth_len < 0) {
-            log_error(inst->logname, "cannot format AUTH");
-            abort();
-        }
+        if (p->cmd_auth_len < 0)
+            fatal(inst->logname, "cannot format AUTH");
     }
 }
 

@@ -6,11 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
+
 static void
 oom(size_t n)
 {
-    fprintf(stderr, "error util: out of memory allocating %zu bytes\n", n);
-    abort();
+    fatal("agent", "out of memory allocating %zu bytes", n);
 }
 
 void *

@@ -22,16 +22,6 @@
 #include "util.h"
 #include "zkqueue.h"
 
-#ifndef TAILQ_FOREACH_SAFE /* BSD's, missing from glibc's <sys/queue.h> */
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
-    for ((var) = TAILQ_FIRST((head)); (var) && ((tvar) = TAILQ_NEXT((var), field), 1);             \
-         (var) = (tvar))
-#endif
-
-#ifndef SA_VERSION
-#define SA_VERSION SA_VERSION_STRING
-#endif
-
 #define ZK_COMP           "zookeeper"
 #define ZK_TICK_S         0.25 /* housekeeping period: retries, lost-connection check */
 #define ZK_LOST_FACTOR    3    /* not connected this many session timeouts: new session */

@@ -31,6 +31,15 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...)
  */
 void log_text_limited(enum log_level level, const char *component, const char *text, size_t len);
 
+/*
+ * Writes one line at error and aborts: for a broken invariant or an impossible failure
+ * (allocation wrappers, a command that cannot be formatted), never for a peer's input.
+ */
+void log_fatal(const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
+#define fatal(comp, ...) log_fatal(comp, __VA_ARGS__)
+
 #define log_error(comp, ...) log_msg(LOGL_ERROR, comp, __VA_ARGS__)
 #define log_warn(comp, ...)  log_msg(LOGL_WARN, comp, __VA_ARGS__)
 #define log_info(comp, ...)  log_msg(LOGL_INFO, comp, __VA_ARGS__)

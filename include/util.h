@@ -6,9 +6,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SA_VERSION_STRING "0.1.0"
+/* SA_VERSION, the one version string, comes from the build (CMakeLists.txt's project()). */
+#ifndef SA_VERSION
+#error "SA_VERSION must be defined by the build"
+#endif
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* BSD's safe TAILQ walk (the current element may be removed), missing from glibc's queue.h. */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+    for ((var) = TAILQ_FIRST((head)); (var) && ((tvar) = TAILQ_NEXT((var), field), 1);             \
+         (var) = (tvar))
+#endif
 
 /* malloc/calloc/realloc/strdup that abort the process on exhaustion; never return NULL. */
 void *xmalloc(size_t n);
