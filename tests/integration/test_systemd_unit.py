@@ -1,5 +1,5 @@
 """The systemd unit: it says what SPEC.md requires (Type=notify, SIGHUP reload, watchdog,
-restart policy, runtime directory, sandboxing) and passes `systemd-analyze verify` once its
+restart policy, runtime and state directories, sandboxing) and passes `systemd-analyze verify` once its
 commands point at the built binaries and its man: documentation can be found.
 """
 
@@ -46,6 +46,20 @@ def test_unit_says_what_the_spec_requires():
     with open(SYSUSERS) as f:
         decl = [ln.split() for ln in f if ln.strip() and not ln.startswith("#")]
     assert ["u", user] in [d[:2] for d in decl]
+    # Hardening extras that cost the agent nothing.
+    assert one[("Service", "PrivateMounts")] == "yes"
+    assert one[("Service", "RemoveIPC")] == "yes"
+    assert one[("Service", "UMask")] == "0077"
+    # state_dir's default is the directory systemd creates for the agent.
+    assert one[("Service", "StateDirectory")] == "sentinel-agent"
+    assert "/var/lib/sentinel-agent" in open(
+        os.path.join(SRC, "config", "sentinel-agent.conf")).read()
+    # The agent is in the operators' group, so it can give the stats socket to it
+    # (stats_socket_group); the sysusers file declares that group.
+    groups = one[("Service", "SupplementaryGroups")].split()
+    assert groups == ["sentinel-agent-ops"]
+    for g in groups:
+        assert ["g", g] in [d[:2] for d in decl]
     # Every man page the unit cites exists in docs/man.
     for ref in " ".join(s[("Unit", "Documentation")]).split():
         m = re.fullmatch(r"man:([\w.-]+)\((\d)\)", ref)
