@@ -1,7 +1,9 @@
 #!/bin/sh
 # install-deps.sh -- installs, with apt-get, the Debian 12 packages sentinel-agent needs to
-# build, test, package (cpack's dpkg-shlibdeps and file; systemd-analyze and man for the unit
-# checks; clang/libFuzzer, valgrind and gnuplot for the leak-safety runs) and run its demo.
+# build, test, package (cpack's dpkg-shlibdeps and file; dpkg-buildflags for the hardening
+# flags; lintian, hardening-check from devscripts and mandoc for the package checks;
+# systemd-analyze and man for the unit checks; clang/libFuzzer, valgrind and gnuplot for the
+# leak-safety runs) and run its demo.
 # Idempotent: installs only what is missing. Run as root.
 set -eu
 
@@ -11,7 +13,7 @@ libcmocka-dev
 redis-server redis-tools zookeeper default-jre-headless
 python3 python3-pytest python3-redis python3-kazoo python3-prometheus-client
 socat procps
-dpkg-dev file man-db systemd
+dpkg-dev file man-db systemd lintian devscripts mandoc
 clang libclang-rt-14-dev valgrind gnuplot-nox"
 
 missing=""

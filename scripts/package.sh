@@ -9,5 +9,9 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/u
     -DSA_TESTS=OFF -DSA_SANITIZE=OFF -DSA_FUZZ=OFF >/dev/null
 cmake --build "$dir" -j "$(nproc)" >/dev/null
 rm -f "$dir"/sentinel-agent_*.deb
-(cd "$dir" && cpack -G DEB >/dev/null)
+# cpack's progress lines go to a log, shown only when it fails.
+if ! (cd "$dir" && cpack -G DEB >cpack.log 2>&1); then
+    cat "$dir/cpack.log" >&2
+    exit 1
+fi
 ls "$dir"/sentinel-agent_*.deb
