@@ -1,12 +1,9 @@
 /* conf.c -- parse and validate the INI configuration into a struct conf, collecting every error. */
 #include "conf.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -16,6 +13,7 @@
 
 #include <ini.h>
 
+#include "addr.h"
 #include "util.h"
 
 #define DEF_INTERVAL_MS   1000
@@ -301,52 +299,6 @@ agent_name_problem(const char *s)
             return "must be printable ASCII";
     }
     return NULL;
-}
-
-/* Checks a ZooKeeper connect string "host:port,host:port"; writes the reason into ERR. */
-static int
-check_zk_hosts(const char *s, char *err, size_t errlen)
-{
-    const char *p = s;
-
-    for (;;) {
-        size_t len = strcspn(p, ",");
-        const char *colon = NULL, *why = NULL;
-        char port[8];
-        int64_t n;
-
-        for (size_t i = 0; i < len; i++) {
-            if (isspace((unsigned char)p[i]))
-                why = "spaces are not allowed";
-            if (p[i] == ':')
-                colon = p + i;
-        }
-        if (len == 0)
-            why = "empty entry";
-        else if (why == NULL && colon == NULL)
-            why = "missing port";
-        else if (why == NULL && (colon == p || (colon == p + 2 && p[0] == '[' && p[1] == ']')))
-            why = "empty host";
-        else if (why == NULL) {
-            size_t plen = (size_t)(p + len - colon - 1);
-            if (plen == 0 || plen >= sizeof(port))
-                why = "bad port";
-            else {
-                memcpy(port, colon + 1, plen);
-                port[plen] = '\0';
-                if (parse_uint(port, 65535, &n) < 0 || n < 1)
-                    why = "bad port";
-            }
-        }
-        if (why) {
-            snprintf(err, errlen, "bad hosts entry \"%.*s\": %s (expected host:port,...)", (int)len,
-                     p, why);
-            return -1;
-        }
-        if (p[len] == '\0')
-            return 0;
-        p += len + 1;
-    }
 }
 
 static const char *
@@ -672,9 +624,9 @@ agent_value(struct parser *p, int k, const char *v)
             perr_add(p, p->lineno, "bad stats_socket \"%s\": must be an absolute path", v);
             break;
         }
-        if (strlen(v) >= CONF_UNIX_MAX) {
+        if (strlen(v) >= ADDR_UNIX_MAX) {
             perr_add(p, p->lineno, "bad stats_socket \"%s\": longer than %zu bytes", v,
-                     CONF_UNIX_MAX - 1);
+                     ADDR_UNIX_MAX - 1);
             break;
         }
         free(c->stats_socket);
@@ -698,7 +650,7 @@ agent_value(struct parser *p, int k, const char *v)
             break;
         return;
     case AK_METRICS:
-        if (conf_parse_address(v, &c->metrics_addr, err, sizeof(err)) < 0) {
+        if (addr_parse(v, 0, &c->metrics_addr, err, sizeof(err)) < 0) {
             perr_add(p, p->lineno, "bad metrics_listen \"%s\": %s", v, err);
             break;
         }
@@ -722,7 +674,7 @@ zk_value(struct parser *p, int k, const char *v)
 
     switch (k) {
     case ZK_HOSTS:
-        if (check_zk_hosts(v, err, sizeof(err)) < 0) {
+        if (addr_check_hosts(v, err, sizeof(err)) < 0) {
             perr_add(p, p->lineno, "%s", err);
             break;
         }
@@ -763,7 +715,7 @@ inst_value(struct parser *p, struct pinst *pi, int k, const char *v)
 
     switch (k) {
     case IK_ADDRESS:
-        if (conf_parse_address(v, &ci->addr, err, sizeof(err)) < 0) {
+        if (addr_parse(v, 0, &ci->addr, err, sizeof(err)) < 0) {
             perr_add(p, p->lineno, "bad address \"%s\": %s", v, err);
             break;
         }
@@ -1137,125 +1089,4 @@ conf_parse_duration(const char *s, int64_t *ms)
         return -1;
     *ms = n * unit;
     return 0;
-}
-
-int
-conf_parse_address(const char *s, struct conf_addr *a, char *err, size_t errlen)
-{
-    struct addrinfo hints, *res;
-    char host[256];
-    const char *hend, *portstr;
-    bool bracket = s[0] == '[';
-    size_t hlen;
-    int64_t port;
-    int rc;
-
-    memset(a, 0, sizeof(*a));
-    if (strncmp(s, "unix:", 5) == 0) {
-        const char *path = s + 5;
-        if (path[0] != '/') {
-            snprintf(err, errlen, "unix socket path must be absolute");
-            return -1;
-        }
-        if (strlen(path) >= sizeof(a->path) || strlen(path) >= CONF_UNIX_MAX) {
-            snprintf(err, errlen, "unix socket path longer than %zu bytes", CONF_UNIX_MAX - 1);
-            return -1;
-        }
-        a->family = AF_UNIX;
-        util_strlcpy(a->path, path, sizeof(a->path));
-        return 0;
-    }
-
-    if (bracket) {
-        hend = strchr(s, ']');
-        if (hend == NULL) {
-            snprintf(err, errlen, "missing ']' after IPv6 address");
-            return -1;
-        }
-        s++;
-        if (hend[1] != ':') {
-            snprintf(err, errlen, "missing port (expected [IPV6]:PORT)");
-            return -1;
-        }
-        portstr = hend + 2;
-    } else {
-        hend = strrchr(s, ':');
-        if (hend == NULL) {
-            snprintf(err, errlen, "missing port (expected HOST:PORT or unix:/PATH)");
-            return -1;
-        }
-        if (memchr(s, ':', (size_t)(hend - s)) != NULL) {
-            snprintf(err, errlen, "an IPv6 address must be written [ADDRESS]:PORT");
-            return -1;
-        }
-        portstr = hend + 1;
-    }
-    hlen = (size_t)(hend - s);
-    if (hlen == 0) {
-        snprintf(err, errlen, "missing host");
-        return -1;
-    }
-    if (hlen >= sizeof(host)) {
-        snprintf(err, errlen, "host name too long");
-        return -1;
-    }
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-    if (*portstr == '\0') {
-        snprintf(err, errlen, "missing port");
-        return -1;
-    }
-    if (parse_uint(portstr, 65535, &port) < 0 || port < 1) {
-        snprintf(err, errlen, "bad port \"%s\" (expected 1..65535)", portstr);
-        return -1;
-    }
-
-    /* a numeric address must never wait on DNS, so try it as one first */
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = bracket ? AF_INET6 : AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST;
-    rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc == EAI_NONAME && !bracket) {
-        hints.ai_flags = 0;
-        rc = getaddrinfo(host, NULL, &hints, &res);
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
-                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        return -1;
-    }
-    /*
-     * A name with both kinds of address (localhost: ::1 and 127.0.0.1, ::1 usually first)
-     * takes the IPv4 one: a Redis bound to 127.0.0.1 only is the common case, and the agent
-     * connects to one address, never falling back to the next.
-     */
-    const struct addrinfo *pick = res;
-    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET) {
-            pick = ai;
-            break;
-        }
-    }
-    a->family = pick->ai_family;
-    if (pick->ai_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)pick->ai_addr)->sin_addr, a->host,
-                  sizeof(a->host));
-    else
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)pick->ai_addr)->sin6_addr, a->host,
-                  sizeof(a->host));
-    a->port = (int)port;
-    freeaddrinfo(res);
-    return 0;
-}
-
-void
-conf_addr_format(const struct conf_addr *a, char *buf, size_t len)
-{
-    if (a->family == AF_UNIX)
-        snprintf(buf, len, "unix:%s", a->path);
-    else if (a->family == AF_INET6)
-        snprintf(buf, len, "[%s]:%d", a->host, a->port);
-    else
-        snprintf(buf, len, "%s:%d", a->host, a->port);
 }

@@ -1,4 +1,4 @@
-/* test_conf.c -- unit tests of conf.c: parsing, validation, error reports, durations, addresses. */
+/* test_conf.c -- unit tests of conf.c: parsing, validation, error reports, durations. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -181,7 +181,7 @@ test_full_file(void **state)
     assert_string_equal(s->addr.path, "/run/redis/redis.sock");
     assert_null(s->username);
     assert_string_equal(s->password, "x");
-    conf_addr_format(&s->addr, buf, sizeof(buf));
+    addr_format(&s->addr, buf, sizeof(buf));
     assert_string_equal(buf, "unix:/run/redis/redis.sock");
 
     assert_ptr_equal(conf_find_instance(c, "b_2"), b);
@@ -809,82 +809,6 @@ test_parse_duration(void **state)
 }
 
 static void
-test_parse_address(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *in, *out;
-        int family;
-    } good[] = {
-        {"127.0.0.1:6379", "127.0.0.1:6379", AF_INET},
-        {"10.1.2.3:1", "10.1.2.3:1", AF_INET},
-        {"0.0.0.0:65535", "0.0.0.0:65535", AF_INET},
-        {"[::1]:6379", "[::1]:6379", AF_INET6},
-        {"[2001:db8:0::1]:80", "[2001:db8::1]:80", AF_INET6},
-        {"unix:/run/redis/redis.sock", "unix:/run/redis/redis.sock", AF_UNIX},
-        {"127.0.0.1:06379", "127.0.0.1:6379", AF_INET},
-    };
-    static const struct {
-        const char *in, *why;
-    } bad[] = {
-        {"127.0.0.1:0", "bad port"},
-        {"127.0.0.1:65536", "bad port"},
-        {"127.0.0.1:abc", "bad port"},
-        {"127.0.0.1:-1", "bad port"},
-        {"127.0.0.1: 1", "bad port"},
-        {"127.0.0.1", "missing port"},
-        {"127.0.0.1:", "missing port"},
-        {":6379", "missing host"},
-        {"[::1]", "missing port"},
-        {"[::1]:", "missing port"},
-        {"[::1:6379", "missing ']'"},
-        {"[]:6379", "missing host"},
-        {"::1:6379", "[ADDRESS]:PORT"},
-        {"[127.0.0.1]:6379", "cannot resolve"},
-        {"unix:relative/path", "must be absolute"},
-        {"unix:", "must be absolute"},
-        {"", "missing port"},
-    };
-    struct conf_addr a;
-    char err[256], buf[256], longpath[200];
-
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        err[0] = '\0';
-        if (conf_parse_address(good[i].in, &a, err, sizeof(err)) != 0)
-            fail_msg("\"%s\" rejected: %s", good[i].in, err);
-        assert_int_equal(a.family, good[i].family);
-        conf_addr_format(&a, buf, sizeof(buf));
-        assert_string_equal(buf, good[i].out);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        err[0] = '\0';
-        if (conf_parse_address(bad[i].in, &a, err, sizeof(err)) != -1)
-            fail_msg("\"%s\" accepted", bad[i].in);
-        if (strstr(err, bad[i].why) == NULL)
-            fail_msg("\"%s\": reason \"%s\" lacks \"%s\"", bad[i].in, err, bad[i].why);
-    }
-
-    /* a host name is resolved once, to a numeric address; IPv4 first when it has both */
-    assert_int_equal(conf_parse_address("localhost:6379", &a, err, sizeof(err)), 0);
-    conf_addr_format(&a, buf, sizeof(buf));
-    if (strcmp(buf, "127.0.0.1:6379") != 0)
-        fail_msg("localhost resolved to %s", buf);
-    assert_int_equal(conf_parse_address("[::1]:6379", &a, err, sizeof(err)), 0);
-    assert_int_equal(a.family, AF_INET6);
-
-    /* sun_path holds 107 bytes and the NUL */
-    longpath[0] = '/';
-    memset(longpath + 1, 'p', 106);
-    strcpy(longpath + 107, "");
-    snprintf(buf, sizeof(buf), "unix:%s", longpath);
-    assert_int_equal(conf_parse_address(buf, &a, err, sizeof(err)), 0);
-    assert_string_equal(a.path, longpath);
-    snprintf(buf, sizeof(buf), "unix:%sp", longpath);
-    assert_int_equal(conf_parse_address(buf, &a, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "longer than 107 bytes"));
-}
-
-static void
 test_errors_accumulate(void **state)
 {
     (void)state;
@@ -932,7 +856,6 @@ main(void)
         cmocka_unit_test(test_no_secret_in_errors),
         cmocka_unit_test(test_instance_equal),
         cmocka_unit_test(test_parse_duration),
-        cmocka_unit_test(test_parse_address),
         cmocka_unit_test(test_errors_accumulate),
     };
 
