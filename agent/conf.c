@@ -11,8 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "addr.h"
 #include "util.h"
 
@@ -41,6 +39,7 @@
 #define COUNT_MAX         100
 #define INFLIGHT_MAX      1000000
 #define MAX_KEYS          16
+#define LINE_MAX_LEN      197 /* libinih's limit, kept (parse_line) */
 #define BAD_LINE_MSG      "expected '[section]' or 'key = value'"
 
 enum sect { SECT_NONE, SECT_AGENT, SECT_ZK, SECT_INSTANCE, SECT_SKIP };
@@ -102,7 +101,7 @@ struct perr {
     char *msg;
 };
 
-/* Everything one load needs; the reader and the handler share it through inih's pointers. */
+/* Everything one load needs. */
 struct parser {
     const char *file;
     struct conf *conf;
@@ -129,6 +128,7 @@ struct parser {
 
 static void perr_add(struct parser *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void key_value(struct parser *p, const char *name, const char *value);
 
 static char *
 vstrprintf(const char *fmt, va_list ap)
@@ -452,10 +452,7 @@ begin_section(struct parser *p, char *inner)
     p->sect = SECT_SKIP;
 }
 
-/*
- * The same scan inih does: stop at one of CHARS, or at an inline ';' comment, which inih
- * recognises only after whitespace.
- */
+/* Stops at one of CHARS, or at an inline ';' comment, which starts only after a blank. */
 static char *
 scan_to(char *s, const char *chars)
 {
@@ -506,69 +503,77 @@ next_line(struct parser *p)
     return n;
 }
 
-/*
- * inih's reader. It takes whole physical lines itself so that it can count them, refuse
- * the ones inih would cut or misread, and follow section headers without inih's 50-byte
- * section buffer. Only "key = value" lines reach inih, with leading blanks stripped so that
- * inih's multi-line continuation never applies (an indented key is just a key). Any other
- * line becomes an empty one, which keeps inih's line count equal to ours.
- */
 static char *
-conf_reader(char *str, int num, void *stream)
+rstrip(char *s)
 {
-    struct parser *p = stream;
-    ssize_t n = next_line(p);
-    size_t maxlen = num > 3 ? (size_t)num - 3 : 0; /* inih wants room for "\r\n\0" */
-    char *s, *end;
+    char *end = s + strlen(s);
 
-    if (n < 0)
-        return NULL;
-    p->lineno++;
-    str[0] = '\0';
-    s = p->buf;
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+/* Reads "[section]" at S (the line without its leading blanks); 0, or -1 if malformed. */
+static int
+section_line(struct parser *p, char *s)
+{
+    char *end = scan_to(s + 1, "]"), *rest = end + 1, *inner = s + 1;
+
+    if (*end != ']')
+        return -1;
+    while (isspace((unsigned char)*rest))
+        rest++;
+    if (*rest != '\0' && *rest != ';' && *rest != '#')
+        return -1;
+    *end = '\0';
+    while (isspace((unsigned char)*inner))
+        inner++;
+    begin_section(p, rstrip(inner));
+    return 0;
+}
+
+/*
+ * Handles the physical line in p->buf, N bytes long: a blank or comment line, a section
+ * header, or "key = value". The syntax is libinih's, which the agent used to link, so that
+ * every file it accepted reads the same: a ';' starts an inline comment only after a blank,
+ * a key stops at '=' (':' is refused), and the line limit is inih's 200-byte buffer.
+ */
+static void
+parse_line(struct parser *p, ssize_t n)
+{
+    char *s = p->buf, *end, *value;
+
     if (p->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
         (unsigned char)s[2] == 0xBF)
         s += 3;
     if (strlen(p->buf) != (size_t)n) {
         perr_add(p, p->lineno, "NUL byte in line");
-        return str;
+        return;
     }
     while (isspace((unsigned char)*s))
         s++;
     if (*s == '\0' || *s == ';' || *s == '#')
-        return str;
-    if ((size_t)n > maxlen) {
-        perr_add(p, p->lineno, "line too long (more than %zu characters)", maxlen);
-        return str;
+        return;
+    if ((size_t)n > LINE_MAX_LEN) {
+        perr_add(p, p->lineno, "line too long (more than %d characters)", LINE_MAX_LEN);
+        return;
     }
-
     if (*s == '[') {
-        end = scan_to(s + 1, "]");
-        if (*end == ']') {
-            char *rest = end + 1, *inner = s + 1;
-            while (isspace((unsigned char)*rest))
-                rest++;
-            if (*rest == '\0' || *rest == ';' || *rest == '#') {
-                *end = '\0';
-                while (isspace((unsigned char)*inner))
-                    inner++;
-                while (end > inner && isspace((unsigned char)end[-1]))
-                    *--end = '\0';
-                begin_section(p, inner);
-                return str;
-            }
-        }
-        perr_add(p, p->lineno, BAD_LINE_MSG);
-        return str;
+        if (section_line(p, s) < 0)
+            perr_add(p, p->lineno, BAD_LINE_MSG);
+        return;
     }
-
     end = scan_to(s, "=:");
     if (*end != '=' || end == s) {
         perr_add(p, p->lineno, BAD_LINE_MSG);
-        return str;
+        return;
     }
-    memcpy(str, s, strlen(s) + 1);
-    return str;
+    *end = '\0';
+    value = end + 1;
+    *scan_to(value, "") = '\0';
+    while (isspace((unsigned char)*value))
+        value++;
+    key_value(p, rstrip(s), rstrip(value));
 }
 
 /* ---- keys, seen by the handler ---- */
@@ -784,15 +789,13 @@ take_key(struct parser *p, const char *const *keys, int nkeys, struct keyset *ks
     return k;
 }
 
-static int
-conf_handler(void *user, const char *section, const char *name, const char *value)
+static void
+key_value(struct parser *p, const char *name, const char *value)
 {
-    struct parser *p = user;
     struct pinst *pi;
     char sectname[CONF_NAME_MAX + 16];
     int k;
 
-    (void)section; /* inih truncates it; the reader's notion is the right one */
     switch (p->sect) {
     case SECT_NONE:
         perr_add(p, p->lineno, "key \"%s\" before any section", name);
@@ -817,7 +820,6 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
             inst_value(p, pi, k, value);
         break;
     }
-    return 1;
 }
 
 /* ---- checks that need the whole file ---- */
@@ -932,12 +934,17 @@ conf_new(const char *path)
     return c;
 }
 
-/* Runs inih over the reader's input and decides; the config belongs to the caller. */
+/* Reads every line, then checks the whole; the config belongs to the caller. */
 static struct conf *
 conf_parse(struct parser *p, struct conf_errors *errs)
 {
+    ssize_t n;
+
     p->conf = conf_new(p->file);
-    ini_parse_stream(conf_reader, p, conf_handler, p);
+    while ((n = next_line(p)) >= 0) {
+        p->lineno++;
+        parse_line(p, n);
+    }
     if (p->buf) {
         /* the last lines read may have held a password */
         explicit_bzero(p->buf, p->bufcap);

@@ -29,7 +29,7 @@ EXPECTED_FILES = {
     "./usr/share/man/man1/sentinel-agentctl.1.gz": "-rw-r--r--",
 }
 # Debian 12 names of the shared libraries the binaries link.
-EXPECTED_DEPENDS = ("libc6", "libev4", "libhiredis0.14", "libzookeeper-mt2", "libinih1",
+EXPECTED_DEPENDS = ("libc6", "libev4", "libhiredis0.14", "libzookeeper-mt2",
                     "libjansson4", "libsystemd0")
 
 
