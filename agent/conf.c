@@ -38,54 +38,84 @@
 #define SESSION_MAX_MS    (10 * MS_MIN)
 #define COUNT_MAX         100
 #define INFLIGHT_MAX      1000000
-#define MAX_KEYS          16
 #define LINE_MAX_LEN      197 /* libinih's limit, kept (parse_line) */
 #define BAD_LINE_MSG      "expected '[section]' or 'key = value'"
 
 enum sect { SECT_NONE, SECT_AGENT, SECT_ZK, SECT_INSTANCE, SECT_SKIP };
 
-enum agent_key {
-    AK_NAME,
-    AK_INTERVAL,
-    AK_TIMEOUT,
-    AK_RISE,
-    AK_FALL,
-    AK_MAX_INFLIGHT,
-    AK_STATS_SOCKET,
-    AK_STATS_MODE,
-    AK_LOG_LEVEL,
-    AK_SHUTDOWN,
-    AK_METRICS,
-    AK_COUNT
-};
-static const char *const agent_keys[AK_COUNT] = {
-    "name",      "interval",         "timeout",        "rise",
-    "fall",      "max_inflight",     "stats_socket",   "stats_socket_mode",
-    "log_level", "shutdown_timeout", "metrics_listen",
+/* The sections a key may appear in. */
+#define S_AGENT 0x1
+#define S_ZK    0x2
+#define S_INST  0x4
+
+/* What a value is, how it is checked, and what it is stored as. */
+enum kind {
+    K_DURATION, /* int64_t ms within min..max (conf_parse_duration) */
+    K_COUNT,    /* int within min..max */
+    K_STRING,   /* char *, any text */
+    K_PATH,     /* char *, an absolute path of at most max bytes */
+    K_MODE,     /* mode_t, octal, at most max */
+    K_LOGLEVEL, /* enum log_level */
+    K_ADDRESS,  /* char * as written, and a struct addr at aux (addr_parse) */
+    K_LISTEN,   /* the same, HOST:PORT only */
+    K_HOSTNAME, /* char[max + 1]: the agent name, one ZooKeeper node name */
+    K_CLUSTER,  /* char[max + 1]: [A-Za-z0-9._-], not "agents" */
+    K_HOSTS,    /* char *, a ZooKeeper connect string (addr_check_hosts) */
+    K_ZKPATH,   /* char *, an absolute ZooKeeper path */
+    K_AUTH,     /* char *, "user:password", never shown in a message */
 };
 
-enum zk_key { ZK_HOSTS, ZK_ROOT, ZK_SESSION, ZK_AUTH, ZK_COUNT };
-static const char *const zk_keys[ZK_COUNT] = {"hosts", "root", "session_timeout", "auth"};
+/*
+ * Every key the config knows, like ntpd's keyword table: adding a key is adding a row (and
+ * its field in conf.h). OFF is the field in struct conf for [agent] and [zookeeper], IOFF the
+ * one in struct conf_instance for [instance NAME]; a key in both [agent] and [instance] is a
+ * per-instance override whose default is the [agent] value (check_instance). AUX is a second
+ * field in the same struct, for the parsed form of an address.
+ */
+struct key {
+    const char *name;
+    enum kind kind;
+    unsigned sections;
+    int64_t min, max;
+    size_t off, ioff, aux;
+};
 
-enum inst_key {
-    IK_ADDRESS,
-    IK_CLUSTER,
-    IK_USERNAME,
-    IK_PASSWORD,
-    IK_INTERVAL,
-    IK_TIMEOUT,
-    IK_RISE,
-    IK_FALL,
-    IK_COUNT
+#define C(f) offsetof(struct conf, f)
+#define I(f) offsetof(struct conf_instance, f)
+
+static const struct key keys[] = {
+    {"name", K_HOSTNAME, S_AGENT, 1, CONF_AGENT_MAX, .off = C(name)},
+    {"interval", K_DURATION, S_AGENT | S_INST, INTERVAL_MIN_MS, INTERVAL_MAX_MS,
+     .off = C(interval_ms), .ioff = I(interval_ms)},
+    /* and at most the interval: check_agent(), check_instance() */
+    {"timeout", K_DURATION, S_AGENT | S_INST, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, .off = C(timeout_ms),
+     .ioff = I(timeout_ms)},
+    {"rise", K_COUNT, S_AGENT | S_INST, 1, COUNT_MAX, .off = C(rise), .ioff = I(rise)},
+    {"fall", K_COUNT, S_AGENT | S_INST, 1, COUNT_MAX, .off = C(fall), .ioff = I(fall)},
+    {"max_inflight", K_COUNT, S_AGENT, 1, INFLIGHT_MAX, .off = C(max_inflight)},
+    {"stats_socket", K_PATH, S_AGENT, 1, ADDR_UNIX_MAX - 1, .off = C(stats_socket)},
+    {"stats_socket_mode", K_MODE, S_AGENT, 0, 0777, .off = C(stats_socket_mode)},
+    {"log_level", K_LOGLEVEL, S_AGENT, 0, 0, .off = C(log_level)},
+    {"shutdown_timeout", K_DURATION, S_AGENT, SHUTDOWN_MIN_MS, SHUTDOWN_MAX_MS,
+     .off = C(shutdown_timeout_ms)},
+    {"metrics_listen", K_LISTEN, S_AGENT, 0, 0, .off = C(metrics_listen), .aux = C(metrics_addr)},
+    {"hosts", K_HOSTS, S_ZK, 0, 0, .off = C(zk_hosts)},
+    {"root", K_ZKPATH, S_ZK, 0, 0, .off = C(zk_root)},
+    {"session_timeout", K_DURATION, S_ZK, SESSION_MIN_MS, SESSION_MAX_MS,
+     .off = C(zk_session_timeout_ms)},
+    {"auth", K_AUTH, S_ZK, 0, 0, .off = C(zk_auth)},
+    {"address", K_ADDRESS, S_INST, 0, 0, .ioff = I(address), .aux = I(addr)},
+    {"cluster", K_CLUSTER, S_INST, 1, CONF_NAME_MAX, .ioff = I(cluster)},
+    {"username", K_STRING, S_INST, 0, 0, .ioff = I(username)},
+    {"password", K_STRING, S_INST, 0, 0, .ioff = I(password)},
 };
-static const char *const inst_keys[IK_COUNT] = {
-    "address", "cluster", "username", "password", "interval", "timeout", "rise", "fall",
-};
+
+#define NKEYS ARRAY_LEN(keys)
 
 /* Where each key of a section was given (0: not given) and whether its value was rejected. */
 struct keyset {
-    int line[MAX_KEYS];
-    bool bad[MAX_KEYS];
+    int line[NKEYS];
+    bool bad[NKEYS];
 };
 
 /* An [instance NAME] section while parsing; DISCARD ones are validated, then dropped. */
@@ -323,9 +353,9 @@ zk_root_problem(const char *s)
     return NULL;
 }
 
-/* Parses an octal file mode of at most 0777. */
+/* Parses an octal file mode of at most MAX. */
 static int
-parse_mode(const char *s, mode_t *out)
+parse_mode(const char *s, unsigned max, mode_t *out)
 {
     unsigned v = 0;
 
@@ -335,7 +365,7 @@ parse_mode(const char *s, mode_t *out)
         if (*s < '0' || *s > '7')
             return -1;
         v = v * 8 + (unsigned)(*s - '0');
-        if (v > 0777)
+        if (v > max)
             return -1;
     }
     *out = (mode_t)v;
@@ -576,249 +606,172 @@ parse_line(struct parser *p, ssize_t n)
     key_value(p, rstrip(s), rstrip(value));
 }
 
-/* ---- keys, seen by the handler ---- */
+/* ---- keys, seen by the reader ---- */
 
 static int
-key_index(const char *const *keys, int nkeys, const char *name)
+key_find(const char *name)
 {
-    for (int i = 0; i < nkeys; i++) {
-        if (strcmp(keys[i], name) == 0)
-            return i;
+    for (size_t k = 0; k < NKEYS; k++) {
+        if (strcmp(keys[k].name, name) == 0)
+            return (int)k;
     }
     return -1;
 }
 
-static void
-agent_value(struct parser *p, int k, const char *v)
+/* The line where KS was given the key NAME (a name in the table), 0 if not given. */
+static int
+given(const struct keyset *ks, const char *name)
 {
-    struct conf *c = p->conf;
-    const char *why;
-    char err[256];
+    return ks->line[key_find(name)];
+}
 
-    switch (k) {
-    case AK_NAME:
-        if ((why = agent_name_problem(v)) != NULL) {
-            perr_add(p, p->lineno, "bad name \"%s\": %s", v, why);
-            break;
-        }
-        util_strlcpy(c->name, v, sizeof(c->name));
-        return;
-    case AK_INTERVAL:
-        if (get_duration(p, "interval", v, INTERVAL_MIN_MS, INTERVAL_MAX_MS, &c->interval_ms) < 0)
-            break;
-        return;
-    case AK_TIMEOUT:
-        /* the upper bound, the interval, is checked once the whole file is read */
-        if (get_duration(p, "timeout", v, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, &c->timeout_ms) < 0)
-            break;
-        return;
-    case AK_RISE:
-        if (get_int(p, "rise", v, 1, COUNT_MAX, &c->rise) < 0)
-            break;
-        return;
-    case AK_FALL:
-        if (get_int(p, "fall", v, 1, COUNT_MAX, &c->fall) < 0)
-            break;
-        return;
-    case AK_MAX_INFLIGHT:
-        if (get_int(p, "max_inflight", v, 1, INFLIGHT_MAX, &c->max_inflight) < 0)
-            break;
-        return;
-    case AK_STATS_SOCKET:
-        if (v[0] != '/') {
-            perr_add(p, p->lineno, "bad stats_socket \"%s\": must be an absolute path", v);
-            break;
-        }
-        if (strlen(v) >= ADDR_UNIX_MAX) {
-            perr_add(p, p->lineno, "bad stats_socket \"%s\": longer than %zu bytes", v,
-                     ADDR_UNIX_MAX - 1);
-            break;
-        }
-        free(c->stats_socket);
-        c->stats_socket = xstrdup(v);
-        return;
-    case AK_STATS_MODE:
-        if (parse_mode(v, &c->stats_socket_mode) < 0) {
-            perr_add(p, p->lineno, "bad stats_socket_mode \"%s\" (expected octal 0..0777)", v);
-            break;
-        }
-        return;
-    case AK_LOG_LEVEL:
-        if (log_level_parse(v, &c->log_level) < 0) {
-            perr_add(p, p->lineno, "bad log_level \"%s\" (expected error, warn, info or debug)", v);
-            break;
-        }
-        return;
-    case AK_SHUTDOWN:
-        if (get_duration(p, "shutdown_timeout", v, SHUTDOWN_MIN_MS, SHUTDOWN_MAX_MS,
-                         &c->shutdown_timeout_ms) < 0)
-            break;
-        return;
-    case AK_METRICS:
-        if (addr_parse(v, 0, &c->metrics_addr, err, sizeof(err)) < 0) {
-            perr_add(p, p->lineno, "bad metrics_listen \"%s\": %s", v, err);
-            break;
-        }
-        if (c->metrics_addr.family == AF_UNIX) {
-            perr_add(p, p->lineno, "bad metrics_listen \"%s\": must be HOST:PORT, not unix:", v);
-            break;
-        }
-        free(c->metrics_listen);
-        c->metrics_listen = xstrdup(v);
-        return;
-    }
-    p->agent_ks.bad[k] = true;
+/* Whether KS was given the key NAME and its value was rejected. */
+static bool
+rejected(const struct keyset *ks, const char *name)
+{
+    return ks->bad[key_find(name)];
 }
 
 static void
-zk_value(struct parser *p, int k, const char *v)
+set_string(char **dst, const char *v)
 {
-    struct conf *c = p->conf;
-    const char *why, *colon;
-    char err[256];
-
-    switch (k) {
-    case ZK_HOSTS:
-        if (addr_check_hosts(v, err, sizeof(err)) < 0) {
-            perr_add(p, p->lineno, "%s", err);
-            break;
-        }
-        free(c->zk_hosts);
-        c->zk_hosts = xstrdup(v);
-        return;
-    case ZK_ROOT:
-        if ((why = zk_root_problem(v)) != NULL) {
-            perr_add(p, p->lineno, "bad root \"%s\": %s", v, why);
-            break;
-        }
-        free(c->zk_root);
-        c->zk_root = xstrdup(v);
-        return;
-    case ZK_SESSION:
-        if (get_duration(p, "session_timeout", v, SESSION_MIN_MS, SESSION_MAX_MS,
-                         &c->zk_session_timeout_ms) < 0)
-            break;
-        return;
-    case ZK_AUTH:
-        /* the value is a secret: the message must not show it */
-        colon = strchr(v, ':');
-        if (colon == NULL || colon == v || colon[1] == '\0') {
-            perr_add(p, p->lineno, "bad auth: expected user:password, both non-empty");
-            break;
-        }
-        c->zk_auth = xstrdup(v);
-        return;
-    }
-    p->zk_ks.bad[k] = true;
+    free(*dst);
+    *dst = xstrdup(v);
 }
 
-static void
-inst_value(struct parser *p, struct pinst *pi, int k, const char *v)
+/* Checks V as key K and stores it in the struct at BASE. Returns 0, or -1 once reported. */
+static int
+set_value(struct parser *p, const struct key *k, char *base, size_t off, const char *v)
 {
-    struct conf_instance *ci = pi->ci;
+    void *dst = base + off;
+    const char *why = NULL, *colon;
     char err[256];
 
-    switch (k) {
-    case IK_ADDRESS:
-        if (addr_parse(v, 0, &ci->addr, err, sizeof(err)) < 0) {
-            perr_add(p, p->lineno, "bad address \"%s\": %s", v, err);
-            break;
+    switch (k->kind) {
+    case K_DURATION:
+        return get_duration(p, k->name, v, k->min, k->max, dst);
+    case K_COUNT:
+        return get_int(p, k->name, v, k->min, k->max, dst);
+    case K_STRING:
+        set_string(dst, v);
+        return 0;
+    case K_PATH:
+        if (v[0] != '/')
+            why = "must be an absolute path";
+        else if ((int64_t)strlen(v) > k->max) {
+            snprintf(err, sizeof(err), "longer than %lld bytes", (long long)k->max);
+            why = err;
         }
-        ci->address = xstrdup(v);
-        return;
-    case IK_CLUSTER:
+        break;
+    case K_MODE:
+        if (parse_mode(v, (unsigned)k->max, dst) == 0)
+            return 0;
+        perr_add(p, p->lineno, "bad %s \"%s\" (expected octal 0..0%llo)", k->name, v,
+                 (unsigned long long)k->max);
+        return -1;
+    case K_LOGLEVEL:
+        if (log_level_parse(v, dst) == 0)
+            return 0;
+        perr_add(p, p->lineno, "bad %s \"%s\" (expected error, warn, info or debug)", k->name, v);
+        return -1;
+    case K_ADDRESS:
+    case K_LISTEN:
+        if (addr_parse(v, 0, (struct addr *)(void *)(base + k->aux), err, sizeof(err)) < 0)
+            why = err;
+        else if (k->kind == K_LISTEN && ((struct addr *)(void *)(base + k->aux))->family == AF_UNIX)
+            why = "must be HOST:PORT, not unix:";
+        break;
+    case K_HOSTNAME:
+        why = agent_name_problem(v);
+        break;
+    case K_CLUSTER:
         if (!valid_name(v)) {
             perr_add(p, p->lineno, "bad cluster name \"%s\" (expected [A-Za-z0-9._-]{1,64})", v);
-            break;
+            return -1;
         }
         if (strcmp(v, "agents") == 0) {
             /* ROOT/agents already holds the agent nodes */
             perr_add(p, p->lineno, "cluster name \"agents\" is reserved");
-            break;
+            return -1;
         }
-        util_strlcpy(ci->cluster, v, sizeof(ci->cluster));
-        return;
-    case IK_USERNAME:
-        ci->username = xstrdup(v);
-        return;
-    case IK_PASSWORD:
-        ci->password = xstrdup(v);
-        return;
-    case IK_INTERVAL:
-        if (get_duration(p, "interval", v, INTERVAL_MIN_MS, INTERVAL_MAX_MS, &ci->interval_ms) < 0)
+        util_strlcpy(dst, v, (size_t)k->max + 1);
+        return 0;
+    case K_HOSTS:
+        if (addr_check_hosts(v, err, sizeof(err)) == 0)
             break;
-        return;
-    case IK_TIMEOUT:
-        if (get_duration(p, "timeout", v, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, &ci->timeout_ms) < 0)
+        perr_add(p, p->lineno, "%s", err);
+        return -1;
+    case K_ZKPATH:
+        why = zk_root_problem(v);
+        break;
+    case K_AUTH:
+        /* the value is a secret: the message must not show it */
+        colon = strchr(v, ':');
+        if (colon != NULL && colon != v && colon[1] != '\0')
             break;
-        return;
-    case IK_RISE:
-        if (get_int(p, "rise", v, 1, COUNT_MAX, &ci->rise) < 0)
-            break;
-        return;
-    case IK_FALL:
-        if (get_int(p, "fall", v, 1, COUNT_MAX, &ci->fall) < 0)
-            break;
-        return;
+        perr_add(p, p->lineno, "bad %s: expected user:password, both non-empty", k->name);
+        return -1;
     }
-    pi->ks.bad[k] = true;
+    if (why) {
+        perr_add(p, p->lineno, "bad %s \"%s\": %s", k->name, v, why);
+        return -1;
+    }
+    if (k->kind == K_HOSTNAME)
+        util_strlcpy(dst, v, (size_t)k->max + 1);
+    else
+        set_string(dst, v);
+    return 0;
 }
 
-/* Common part for every key: known, not given before, not empty. Returns the key's index. */
-static int
-take_key(struct parser *p, const char *const *keys, int nkeys, struct keyset *ks,
-         const char *sectname, const char *name, const char *value)
-{
-    int k = key_index(keys, nkeys, name);
-
-    if (k < 0) {
-        perr_add(p, p->lineno, "unknown key \"%s\" in %s", name, sectname);
-        return -1;
-    }
-    if (ks->line[k]) {
-        perr_add(p, p->lineno, "duplicate key \"%s\" in %s (first given on line %d)", name,
-                 sectname, ks->line[k]);
-        return -1;
-    }
-    ks->line[k] = p->lineno;
-    if (*value == '\0') {
-        perr_add(p, p->lineno, "empty value for %s", name);
-        ks->bad[k] = true;
-        return -1;
-    }
-    return k;
-}
-
+/* A "key = value" line of the current section. */
 static void
 key_value(struct parser *p, const char *name, const char *value)
 {
-    struct pinst *pi;
     char sectname[CONF_NAME_MAX + 16];
+    struct keyset *ks;
+    char *base;
+    unsigned sect;
+    size_t off;
     int k;
 
     switch (p->sect) {
     case SECT_NONE:
         perr_add(p, p->lineno, "key \"%s\" before any section", name);
-        break;
+        return;
     case SECT_SKIP:
-        break;
+        return;
     case SECT_AGENT:
-        k = take_key(p, agent_keys, AK_COUNT, &p->agent_ks, "[agent]", name, value);
-        if (k >= 0)
-            agent_value(p, k, value);
-        break;
     case SECT_ZK:
-        k = take_key(p, zk_keys, ZK_COUNT, &p->zk_ks, "[zookeeper]", name, value);
-        if (k >= 0)
-            zk_value(p, k, value);
+        sect = p->sect == SECT_AGENT ? S_AGENT : S_ZK;
+        snprintf(sectname, sizeof(sectname), "%s", sect == S_AGENT ? "[agent]" : "[zookeeper]");
+        ks = sect == S_AGENT ? &p->agent_ks : &p->zk_ks;
+        base = (char *)p->conf;
         break;
     case SECT_INSTANCE:
-        pi = cur_inst(p);
-        snprintf(sectname, sizeof(sectname), "[instance %s]", pi->ci->name);
-        k = take_key(p, inst_keys, IK_COUNT, &pi->ks, sectname, name, value);
-        if (k >= 0)
-            inst_value(p, pi, k, value);
+    default:
+        sect = S_INST;
+        snprintf(sectname, sizeof(sectname), "[instance %s]", cur_inst(p)->ci->name);
+        ks = &cur_inst(p)->ks;
+        base = (char *)cur_inst(p)->ci;
         break;
+    }
+    k = key_find(name);
+    if (k < 0 || !(keys[k].sections & sect)) {
+        perr_add(p, p->lineno, "unknown key \"%s\" in %s", name, sectname);
+        return;
+    }
+    if (ks->line[k]) {
+        perr_add(p, p->lineno, "duplicate key \"%s\" in %s (first given on line %d)", name,
+                 sectname, ks->line[k]);
+        return;
+    }
+    ks->line[k] = p->lineno;
+    off = sect == S_INST ? keys[k].ioff : keys[k].off;
+    if (*value == '\0') {
+        perr_add(p, p->lineno, "empty value for %s", name);
+        ks->bad[k] = true;
+    } else if (set_value(p, &keys[k], base, off, value) < 0) {
+        ks->bad[k] = true;
     }
 }
 
@@ -832,7 +785,7 @@ check_agent(struct parser *p)
     const char *why;
     int line;
 
-    if (!p->agent_ks.line[AK_NAME]) {
+    if (!given(&p->agent_ks, "name")) {
         memset(host, 0, sizeof(host));
         if (gethostname(host, sizeof(host) - 1) < 0)
             host[0] = '\0';
@@ -843,10 +796,10 @@ check_agent(struct parser *p)
         else
             util_strlcpy(c->name, host, sizeof(c->name));
     }
-    if (p->agent_ks.bad[AK_INTERVAL] || p->agent_ks.bad[AK_TIMEOUT] ||
+    if (rejected(&p->agent_ks, "interval") || rejected(&p->agent_ks, "timeout") ||
         c->timeout_ms <= c->interval_ms)
         return;
-    line = p->agent_ks.line[AK_TIMEOUT];
+    line = given(&p->agent_ks, "timeout");
     perr_add(p, line ? line : p->agent_line, "timeout %s%s exceeds interval %s",
              fmt_ms(a, sizeof(a), c->timeout_ms), line ? "" : " (default)",
              fmt_ms(b, sizeof(b), c->interval_ms));
@@ -857,46 +810,42 @@ check_zk(struct parser *p)
 {
     if (!p->zk_line)
         perr_add(p, 1, "missing section [zookeeper] (hosts is required)");
-    else if (!p->zk_ks.line[ZK_HOSTS])
+    else if (!given(&p->zk_ks, "hosts"))
         perr_add(p, p->zk_line, "missing hosts in [zookeeper]");
 }
 
-/* Applies the [agent] values an instance does not override, then checks the result. */
+/* Copies every [agent] value the instance does not override, then checks the result. */
 static void
 check_instance(struct parser *p, struct pinst *pi)
 {
-    struct conf *c = p->conf;
     struct conf_instance *ci = pi->ci;
-    const int *given = pi->ks.line;
+    const struct keyset *ks = &pi->ks;
+    int iv_line = given(ks, "interval"), to_line = given(ks, "timeout");
     bool known_iv, known_to;
     char a[32], b[32];
 
-    if (!given[IK_ADDRESS])
+    for (size_t k = 0; k < NKEYS; k++) {
+        if ((keys[k].sections & (S_AGENT | S_INST)) != (S_AGENT | S_INST) || ks->line[k])
+            continue;
+        memcpy((char *)ci + keys[k].ioff, (char *)p->conf + keys[k].off,
+               keys[k].kind == K_DURATION ? sizeof(int64_t) : sizeof(int));
+    }
+    if (!given(ks, "address"))
         perr_add(p, ci->line, "missing address in [instance %s]", ci->name);
-    if (given[IK_USERNAME] && !given[IK_PASSWORD])
-        perr_add(p, given[IK_USERNAME], "username without password in [instance %s]", ci->name);
-    if (!given[IK_INTERVAL])
-        ci->interval_ms = c->interval_ms;
-    if (!given[IK_TIMEOUT])
-        ci->timeout_ms = c->timeout_ms;
-    if (!given[IK_RISE])
-        ci->rise = c->rise;
-    if (!given[IK_FALL])
-        ci->fall = c->fall;
+    if (given(ks, "username") && !given(ks, "password"))
+        perr_add(p, given(ks, "username"), "username without password in [instance %s]", ci->name);
 
     /* [agent]'s own check covers an instance that overrides neither */
-    if (!given[IK_INTERVAL] && !given[IK_TIMEOUT])
+    if (!iv_line && !to_line)
         return;
     /* a rejected value, here or in [agent], was reported already */
-    known_iv = given[IK_INTERVAL] ? !pi->ks.bad[IK_INTERVAL] : !p->agent_ks.bad[AK_INTERVAL];
-    known_to = given[IK_TIMEOUT] ? !pi->ks.bad[IK_TIMEOUT] : !p->agent_ks.bad[AK_TIMEOUT];
+    known_iv = !rejected(iv_line ? ks : &p->agent_ks, "interval");
+    known_to = !rejected(to_line ? ks : &p->agent_ks, "timeout");
     if (!known_iv || !known_to || ci->timeout_ms <= ci->interval_ms)
         return;
-    perr_add(p, given[IK_TIMEOUT] ? given[IK_TIMEOUT] : ci->line,
-             "timeout %s%s exceeds interval %s%s", fmt_ms(a, sizeof(a), ci->timeout_ms),
-             given[IK_TIMEOUT] ? "" : " (inherited from [agent])",
-             fmt_ms(b, sizeof(b), ci->interval_ms),
-             given[IK_INTERVAL] ? "" : " (inherited from [agent])");
+    perr_add(p, to_line ? to_line : ci->line, "timeout %s%s exceeds interval %s%s",
+             fmt_ms(a, sizeof(a), ci->timeout_ms), to_line ? "" : " (inherited from [agent])",
+             fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
 }
 
 static void

@@ -399,6 +399,61 @@ test_duplicate_keys(void **state)
                   "6|duplicate key \"password\" in [instance a] (first given on line 5)");
 }
 
+/* The key table: each key is known only in its own sections, wherever it is otherwise valid. */
+static void
+test_key_sections(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(ZK "[agent]\naddress = 127.0.0.1:1\n", "4|unknown key \"address\" in [agent]");
+    EXPECT_ERRORS(ZK "[agent]\nhosts = 127.0.0.1:1\n", "4|unknown key \"hosts\" in [agent]");
+    EXPECT_ERRORS(ZK "interval = 1s\n", "3|unknown key \"interval\" in [zookeeper]");
+    EXPECT_ERRORS(ZK "name = x\n", "3|unknown key \"name\" in [zookeeper]");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\nmax_inflight = 1\n",
+                  "5|unknown key \"max_inflight\" in [instance a]");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\nroot = /x\n",
+                  "5|unknown key \"root\" in [instance a]");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\nname = x\n",
+                  "5|unknown key \"name\" in [instance a]");
+    /* one section's keys do not count in another's: not duplicates */
+    struct conf *c = load_ok("[agent]\nrise = 3\n[instance a]\naddress = 127.0.0.1:1\nrise = 4\n"
+                             "[instance b]\naddress = 127.0.0.1:2\nrise = 5\n" ZK);
+    assert_int_equal(c->rise, 3);
+    assert_int_equal(conf_find_instance(c, "a")->rise, 4);
+    assert_int_equal(conf_find_instance(c, "b")->rise, 5);
+    conf_free(c);
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\naddress = 127.0.0.1:2\n",
+                  "5|duplicate key \"address\" in [instance a] (first given on line 4)");
+}
+
+/* Overrides have the [agent] ranges; each one not given is the [agent] value, key by key. */
+static void
+test_key_overrides(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\ninterval = 61m\ntimeout = 9\n"
+                     "rise = 101\nfall = 0\n",
+                  "5|interval \"61m\" out of range (100ms..60m)",
+                  "6|timeout \"9\" out of range (10ms..60m)", "7|rise 101 out of range (1..100)",
+                  "8|fall 0 out of range (1..100)");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\nrise =\n", "5|empty value for rise");
+
+    static const char *const one[] = {"interval = 4s", "timeout = 300ms", "rise = 9", "fall = 8"};
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 ZK "[agent]\ninterval = 3s\ntimeout = 200ms\nrise = 4\nfall = 5\n"
+                    "[instance a]\naddress = 127.0.0.1:1\n%s\n",
+                 one[i]);
+        struct conf *c = load_ok(text);
+        const struct conf_instance *a = conf_find_instance(c, "a");
+        assert_int_equal(a->interval_ms, i == 0 ? 4000 : 3000);
+        assert_int_equal(a->timeout_ms, i == 1 ? 300 : 200);
+        assert_int_equal(a->rise, i == 2 ? 9 : 4);
+        assert_int_equal(a->fall, i == 3 ? 8 : 5);
+        conf_free(c);
+    }
+}
+
 static void
 test_bad_lines(void **state)
 {
@@ -843,6 +898,8 @@ main(void)
         cmocka_unit_test(test_sections),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_key_sections),
+        cmocka_unit_test(test_key_overrides),
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_line_length),
         cmocka_unit_test(test_bad_durations),
