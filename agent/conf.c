@@ -145,6 +145,7 @@ struct parser {
     size_t bufcap;
     int lineno;
     int read_errno;
+    int flags; /* CONF_NO_RESOLVE */
     /* sections */
     enum sect sect;
     int agent_line, zk_line;
@@ -644,6 +645,7 @@ static int
 set_value(struct parser *p, const struct key *k, char *base, size_t off, const char *v)
 {
     void *dst = base + off;
+    int aflags = (p->flags & CONF_NO_RESOLVE) ? ADDR_NO_RESOLVE : 0;
     const char *why = NULL, *colon;
     char err[256];
 
@@ -676,7 +678,7 @@ set_value(struct parser *p, const struct key *k, char *base, size_t off, const c
         return -1;
     case K_ADDRESS:
     case K_LISTEN:
-        if (addr_parse(v, 0, (struct addr *)(void *)(base + k->aux), err, sizeof(err)) < 0)
+        if (addr_parse(v, aflags, (struct addr *)(void *)(base + k->aux), err, sizeof(err)) < 0)
             why = err;
         else if (k->kind == K_LISTEN && ((struct addr *)(void *)(base + k->aux))->family == AF_UNIX)
             why = "must be HOST:PORT, not unix:";
@@ -933,9 +935,9 @@ conf_parse(struct parser *p, struct conf_errors *errs)
 }
 
 struct conf *
-conf_load(const char *path, struct conf_errors *errs)
+conf_load_flags(const char *path, int flags, struct conf_errors *errs)
 {
-    struct parser p = {.file = path};
+    struct parser p = {.file = path, .flags = flags};
     struct conf *c;
 
     p.fp = fopen(path, "re");
@@ -947,6 +949,12 @@ conf_load(const char *path, struct conf_errors *errs)
     c = conf_parse(&p, errs);
     fclose(p.fp);
     return c;
+}
+
+struct conf *
+conf_load(const char *path, struct conf_errors *errs)
+{
+    return conf_load_flags(path, 0, errs);
 }
 
 struct conf *

@@ -75,6 +75,14 @@ struct conf_errors {
  */
 struct conf *conf_load(const char *path, struct conf_errors *errs);
 
+#define CONF_NO_RESOLVE 0x1 /* conf_load_flags(): check addresses, resolve none (no DNS wait) */
+
+/*
+ * Same as conf_load(), with FLAGS. With CONF_NO_RESOLVE a host name in an address is checked
+ * but not resolved (its addr is AF_UNSPEC): for readers of the config that never connect.
+ */
+struct conf *conf_load_flags(const char *path, int flags, struct conf_errors *errs);
+
 /* Same as conf_load() on an in-memory text; NAME stands for the file name in messages. */
 struct conf *conf_load_string(const char *name, const char *text, struct conf_errors *errs);
 

@@ -350,6 +350,51 @@ test_load_file(void **state)
     conf_errors_free(&errs);
 }
 
+/* CONF_NO_RESOLVE: the same checks, but no host name is looked up (sentinel-agentctl). */
+static void
+test_load_no_resolve(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_conf.XXXXXX";
+    int fd = mkstemp(path);
+    struct conf_errors errs = {0};
+    struct conf *c;
+    FILE *f;
+
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("[agent]\nstats_socket = /tmp/x.sock\nmetrics_listen = metrics.invalid:9\n" ZK
+          "[instance a]\naddress = redis.invalid:6379\n[instance b]\naddress = 127.0.0.1:1\n",
+          f);
+    fclose(f);
+
+    c = conf_load_flags(path, CONF_NO_RESOLVE, &errs);
+    assert_non_null(c);
+    assert_string_equal(c->stats_socket, "/tmp/x.sock");
+    assert_int_equal(c->metrics_addr.family, AF_UNSPEC);
+    assert_int_equal(conf_find_instance(c, "a")->addr.family, AF_UNSPEC);
+    assert_int_equal(conf_find_instance(c, "a")->addr.port, 6379);
+    assert_string_equal(conf_find_instance(c, "b")->addr.host, "127.0.0.1");
+    conf_free(c);
+
+    /* resolving, the names fail; without, every other error is still found */
+    c = conf_load(path, &errs);
+    assert_null(c);
+    assert_int_equal(errs.n, 2);
+    assert_non_null(strstr(errs.msg[0], ":3: error: bad metrics_listen"));
+    assert_non_null(strstr(errs.msg[1], ":7: error: bad address \"redis.invalid:6379\""));
+    conf_errors_free(&errs);
+    f = fopen(path, "a");
+    fputs("rise = 0\n", f);
+    fclose(f);
+    c = conf_load_flags(path, CONF_NO_RESOLVE, &errs);
+    assert_null(c);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msg[0], ":10: error: rise 0 out of range"));
+    conf_errors_free(&errs);
+    unlink(path);
+}
+
 static void
 test_missing_zookeeper(void **state)
 {
@@ -894,6 +939,7 @@ main(void)
         cmocka_unit_test(test_syntax_variants),
         cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_load_no_resolve),
         cmocka_unit_test(test_missing_zookeeper),
         cmocka_unit_test(test_sections),
         cmocka_unit_test(test_unknown_keys),
