@@ -1,4 +1,4 @@
-/* conf.c -- parse and validate the INI configuration into a struct conf, collecting every error. */
+/* conf.c -- read and check the INI config (own line reader, one key table), every error kept. */
 #include "conf.h"
 
 #include <ctype.h>
@@ -69,8 +69,8 @@ enum kind {
  * Every key the config knows, like ntpd's keyword table: adding a key is adding a row (and
  * its field in conf.h). OFF is the field in struct conf for [agent] and [zookeeper], IOFF the
  * one in struct conf_instance for [instance NAME]; a key in both [agent] and [instance] is a
- * per-instance override whose default is the [agent] value (check_instance). AUX is a second
- * field in the same struct, for the parsed form of an address.
+ * per-instance override whose default is the [agent] value (check_instance; such a key holds a
+ * number). AUX is a second field in the same struct, for an address's parsed form.
  */
 struct key {
     const char *name;
@@ -111,6 +111,31 @@ static const struct key keys[] = {
 };
 
 #define NKEYS ARRAY_LEN(keys)
+
+/* The size of a value of kind KIND stored as a plain number, 0 for the others. */
+static size_t
+scalar_size(enum kind kind)
+{
+    switch (kind) {
+    case K_DURATION:
+        return sizeof(int64_t);
+    case K_COUNT:
+        return sizeof(int);
+    case K_MODE:
+        return sizeof(mode_t);
+    case K_LOGLEVEL:
+        return sizeof(enum log_level);
+    default:
+        return 0;
+    }
+}
+
+/* Whether values of kind KIND are stored as a char * that the config owns. */
+static bool
+is_string(enum kind kind)
+{
+    return scalar_size(kind) == 0 && kind != K_HOSTNAME && kind != K_CLUSTER;
+}
 
 /* Where each key of a section was given (0: not given) and whether its value was rejected. */
 struct keyset {
@@ -829,8 +854,7 @@ check_instance(struct parser *p, struct pinst *pi)
     for (size_t k = 0; k < NKEYS; k++) {
         if ((keys[k].sections & (S_AGENT | S_INST)) != (S_AGENT | S_INST) || ks->line[k])
             continue;
-        memcpy((char *)ci + keys[k].ioff, (char *)p->conf + keys[k].off,
-               keys[k].kind == K_DURATION ? sizeof(int64_t) : sizeof(int));
+        memcpy((char *)ci + keys[k].ioff, (char *)p->conf + keys[k].off, scalar_size(keys[k].kind));
     }
     if (!given(ks, "address"))
         perr_add(p, ci->line, "missing address in [instance %s]", ci->name);
@@ -850,17 +874,30 @@ check_instance(struct parser *p, struct pinst *pi)
              fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
 }
 
+/*
+ * Frees the strings of every key of SECT (S_INST: the struct conf_instance at BASE; else
+ * the struct conf). Each is wiped first: passwords and the auth secret are among them.
+ */
+static void
+free_strings(char *base, unsigned sect)
+{
+    for (size_t k = 0; k < NKEYS; k++) {
+        char **sp = (char **)(void *)(base + (sect == S_INST ? keys[k].ioff : keys[k].off));
+
+        if (!(keys[k].sections & sect) || !is_string(keys[k].kind) || *sp == NULL)
+            continue;
+        explicit_bzero(*sp, strlen(*sp));
+        free(*sp);
+        *sp = NULL;
+    }
+}
+
 static void
 instance_free(struct conf_instance *ci)
 {
     if (ci == NULL)
         return;
-    if (ci->password) {
-        explicit_bzero(ci->password, strlen(ci->password));
-        free(ci->password);
-    }
-    free(ci->username);
-    free(ci->address);
+    free_strings((char *)ci, S_INST);
     free(ci);
 }
 
@@ -976,15 +1013,8 @@ conf_free(struct conf *conf)
         TAILQ_REMOVE(&conf->instances, ci, link);
         instance_free(ci);
     }
-    if (conf->zk_auth) {
-        explicit_bzero(conf->zk_auth, strlen(conf->zk_auth));
-        free(conf->zk_auth);
-    }
+    free_strings((char *)conf, S_AGENT | S_ZK);
     free(conf->path);
-    free(conf->stats_socket);
-    free(conf->metrics_listen);
-    free(conf->zk_hosts);
-    free(conf->zk_root);
     free(conf);
 }
 
@@ -1018,15 +1048,31 @@ str_equal(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+/* Compares the values of every [instance] key: a new key takes part without more code. */
 int
 conf_instance_equal(const struct conf_instance *a, const struct conf_instance *b)
 {
-    return a->addr.family == b->addr.family && strcmp(a->addr.host, b->addr.host) == 0 &&
-           a->addr.port == b->addr.port && strcmp(a->addr.path, b->addr.path) == 0 &&
-           str_equal(a->address, b->address) && strcmp(a->cluster, b->cluster) == 0 &&
-           str_equal(a->username, b->username) && str_equal(a->password, b->password) &&
-           a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
-           a->rise == b->rise && a->fall == b->fall;
+    for (size_t k = 0; k < NKEYS; k++) {
+        const char *x = (const char *)a + keys[k].ioff, *y = (const char *)b + keys[k].ioff;
+        const struct addr *xa = (const void *)((const char *)a + keys[k].aux);
+        const struct addr *ya = (const void *)((const char *)b + keys[k].aux);
+        bool same;
+
+        if (!(keys[k].sections & S_INST))
+            continue;
+        if (scalar_size(keys[k].kind) > 0)
+            same = memcmp(x, y, scalar_size(keys[k].kind)) == 0;
+        else if (!is_string(keys[k].kind))
+            same = strcmp(x, y) == 0; /* a name kept in an array */
+        else
+            same = str_equal(*(char *const *)(const void *)x, *(char *const *)(const void *)y);
+        if (same && keys[k].kind == K_ADDRESS)
+            same = xa->family == ya->family && strcmp(xa->host, ya->host) == 0 &&
+                   xa->port == ya->port && strcmp(xa->path, ya->path) == 0;
+        if (!same)
+            return 0;
+    }
+    return 1;
 }
 
 int
