@@ -1,12 +1,9 @@
-/* conf.c -- parse and validate the INI configuration into a struct conf, collecting every error. */
+/* conf.c -- read and check the INI config (own line reader, one key table), every error kept. */
 #include "conf.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,8 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <ini.h>
-
+#include "addr.h"
 #include "util.h"
 
 #define DEF_INTERVAL_MS   1000
@@ -42,53 +38,109 @@
 #define SESSION_MAX_MS    (10 * MS_MIN)
 #define COUNT_MAX         100
 #define INFLIGHT_MAX      1000000
-#define MAX_KEYS          16
+#define LINE_MAX_LEN      197 /* libinih's limit, kept (parse_line) */
 #define BAD_LINE_MSG      "expected '[section]' or 'key = value'"
 
 enum sect { SECT_NONE, SECT_AGENT, SECT_ZK, SECT_INSTANCE, SECT_SKIP };
 
-enum agent_key {
-    AK_NAME,
-    AK_INTERVAL,
-    AK_TIMEOUT,
-    AK_RISE,
-    AK_FALL,
-    AK_MAX_INFLIGHT,
-    AK_STATS_SOCKET,
-    AK_STATS_MODE,
-    AK_LOG_LEVEL,
-    AK_SHUTDOWN,
-    AK_METRICS,
-    AK_COUNT
-};
-static const char *const agent_keys[AK_COUNT] = {
-    "name",      "interval",         "timeout",        "rise",
-    "fall",      "max_inflight",     "stats_socket",   "stats_socket_mode",
-    "log_level", "shutdown_timeout", "metrics_listen",
+/* The sections a key may appear in. */
+#define S_AGENT 0x1
+#define S_ZK    0x2
+#define S_INST  0x4
+
+/* What a value is, how it is checked, and what it is stored as. */
+enum kind {
+    K_DURATION, /* int64_t ms within min..max (conf_parse_duration) */
+    K_COUNT,    /* int within min..max */
+    K_STRING,   /* char *, any text */
+    K_PATH,     /* char *, an absolute path of at most max bytes */
+    K_MODE,     /* mode_t, octal, at most max */
+    K_LOGLEVEL, /* enum log_level */
+    K_ADDRESS,  /* char * as written, and a struct addr at aux (addr_parse) */
+    K_LISTEN,   /* the same, HOST:PORT only */
+    K_HOSTNAME, /* char[max + 1]: the agent name, one ZooKeeper node name */
+    K_CLUSTER,  /* char[max + 1]: [A-Za-z0-9._-], not "agents" */
+    K_HOSTS,    /* char *, a ZooKeeper connect string (addr_check_hosts) */
+    K_ZKPATH,   /* char *, an absolute ZooKeeper path */
+    K_AUTH,     /* char *, "user:password", never shown in a message */
 };
 
-enum zk_key { ZK_HOSTS, ZK_ROOT, ZK_SESSION, ZK_AUTH, ZK_COUNT };
-static const char *const zk_keys[ZK_COUNT] = {"hosts", "root", "session_timeout", "auth"};
+/*
+ * Every key the config knows, like ntpd's keyword table: adding a key is adding a row (and
+ * its field in conf.h). OFF is the field in struct conf for [agent] and [zookeeper], IOFF the
+ * one in struct conf_instance for [instance NAME]; a key in both [agent] and [instance] is a
+ * per-instance override whose default is the [agent] value (check_instance; such a key holds a
+ * number). AUX is a second field in the same struct, for an address's parsed form.
+ */
+struct key {
+    const char *name;
+    enum kind kind;
+    unsigned sections;
+    int64_t min, max;
+    size_t off, ioff, aux;
+};
 
-enum inst_key {
-    IK_ADDRESS,
-    IK_CLUSTER,
-    IK_USERNAME,
-    IK_PASSWORD,
-    IK_INTERVAL,
-    IK_TIMEOUT,
-    IK_RISE,
-    IK_FALL,
-    IK_COUNT
+#define C(f) offsetof(struct conf, f)
+#define I(f) offsetof(struct conf_instance, f)
+
+static const struct key keys[] = {
+    {"name", K_HOSTNAME, S_AGENT, 1, CONF_AGENT_MAX, .off = C(name)},
+    {"interval", K_DURATION, S_AGENT | S_INST, INTERVAL_MIN_MS, INTERVAL_MAX_MS,
+     .off = C(interval_ms), .ioff = I(interval_ms)},
+    /* and at most the interval: check_agent(), check_instance() */
+    {"timeout", K_DURATION, S_AGENT | S_INST, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, .off = C(timeout_ms),
+     .ioff = I(timeout_ms)},
+    {"rise", K_COUNT, S_AGENT | S_INST, 1, COUNT_MAX, .off = C(rise), .ioff = I(rise)},
+    {"fall", K_COUNT, S_AGENT | S_INST, 1, COUNT_MAX, .off = C(fall), .ioff = I(fall)},
+    {"max_inflight", K_COUNT, S_AGENT, 1, INFLIGHT_MAX, .off = C(max_inflight)},
+    {"stats_socket", K_PATH, S_AGENT, 1, ADDR_UNIX_MAX - 1, .off = C(stats_socket)},
+    {"stats_socket_mode", K_MODE, S_AGENT, 0, 0777, .off = C(stats_socket_mode)},
+    {"log_level", K_LOGLEVEL, S_AGENT, 0, 0, .off = C(log_level)},
+    {"shutdown_timeout", K_DURATION, S_AGENT, SHUTDOWN_MIN_MS, SHUTDOWN_MAX_MS,
+     .off = C(shutdown_timeout_ms)},
+    {"metrics_listen", K_LISTEN, S_AGENT, 0, 0, .off = C(metrics_listen), .aux = C(metrics_addr)},
+    {"hosts", K_HOSTS, S_ZK, 0, 0, .off = C(zk_hosts)},
+    {"root", K_ZKPATH, S_ZK, 0, 0, .off = C(zk_root)},
+    {"session_timeout", K_DURATION, S_ZK, SESSION_MIN_MS, SESSION_MAX_MS,
+     .off = C(zk_session_timeout_ms)},
+    {"auth", K_AUTH, S_ZK, 0, 0, .off = C(zk_auth)},
+    {"address", K_ADDRESS, S_INST, 0, 0, .ioff = I(address), .aux = I(addr)},
+    {"cluster", K_CLUSTER, S_INST, 1, CONF_NAME_MAX, .ioff = I(cluster)},
+    {"username", K_STRING, S_INST, 0, 0, .ioff = I(username)},
+    {"password", K_STRING, S_INST, 0, 0, .ioff = I(password)},
 };
-static const char *const inst_keys[IK_COUNT] = {
-    "address", "cluster", "username", "password", "interval", "timeout", "rise", "fall",
-};
+
+#define NKEYS ARRAY_LEN(keys)
+
+/* The size of a value of kind KIND stored as a plain number, 0 for the others. */
+static size_t
+scalar_size(enum kind kind)
+{
+    switch (kind) {
+    case K_DURATION:
+        return sizeof(int64_t);
+    case K_COUNT:
+        return sizeof(int);
+    case K_MODE:
+        return sizeof(mode_t);
+    case K_LOGLEVEL:
+        return sizeof(enum log_level);
+    default:
+        return 0;
+    }
+}
+
+/* Whether values of kind KIND are stored as a char * that the config owns. */
+static bool
+is_string(enum kind kind)
+{
+    return scalar_size(kind) == 0 && kind != K_HOSTNAME && kind != K_CLUSTER;
+}
 
 /* Where each key of a section was given (0: not given) and whether its value was rejected. */
 struct keyset {
-    int line[MAX_KEYS];
-    bool bad[MAX_KEYS];
+    int line[NKEYS];
+    bool bad[NKEYS];
 };
 
 /* An [instance NAME] section while parsing; DISCARD ones are validated, then dropped. */
@@ -104,7 +156,7 @@ struct perr {
     char *msg;
 };
 
-/* Everything one load needs; the reader and the handler share it through inih's pointers. */
+/* Everything one load needs. */
 struct parser {
     const char *file;
     struct conf *conf;
@@ -118,6 +170,7 @@ struct parser {
     size_t bufcap;
     int lineno;
     int read_errno;
+    int flags; /* CONF_NO_RESOLVE */
     /* sections */
     enum sect sect;
     int agent_line, zk_line;
@@ -131,6 +184,7 @@ struct parser {
 
 static void perr_add(struct parser *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void key_value(struct parser *p, const char *name, const char *value);
 
 static char *
 vstrprintf(const char *fmt, va_list ap)
@@ -303,52 +357,6 @@ agent_name_problem(const char *s)
     return NULL;
 }
 
-/* Checks a ZooKeeper connect string "host:port,host:port"; writes the reason into ERR. */
-static int
-check_zk_hosts(const char *s, char *err, size_t errlen)
-{
-    const char *p = s;
-
-    for (;;) {
-        size_t len = strcspn(p, ",");
-        const char *colon = NULL, *why = NULL;
-        char port[8];
-        int64_t n;
-
-        for (size_t i = 0; i < len; i++) {
-            if (isspace((unsigned char)p[i]))
-                why = "spaces are not allowed";
-            if (p[i] == ':')
-                colon = p + i;
-        }
-        if (len == 0)
-            why = "empty entry";
-        else if (why == NULL && colon == NULL)
-            why = "missing port";
-        else if (why == NULL && (colon == p || (colon == p + 2 && p[0] == '[' && p[1] == ']')))
-            why = "empty host";
-        else if (why == NULL) {
-            size_t plen = (size_t)(p + len - colon - 1);
-            if (plen == 0 || plen >= sizeof(port))
-                why = "bad port";
-            else {
-                memcpy(port, colon + 1, plen);
-                port[plen] = '\0';
-                if (parse_uint(port, 65535, &n) < 0 || n < 1)
-                    why = "bad port";
-            }
-        }
-        if (why) {
-            snprintf(err, errlen, "bad hosts entry \"%.*s\": %s (expected host:port,...)", (int)len,
-                     p, why);
-            return -1;
-        }
-        if (p[len] == '\0')
-            return 0;
-        p += len + 1;
-    }
-}
-
 static const char *
 zk_root_problem(const char *s)
 {
@@ -371,9 +379,9 @@ zk_root_problem(const char *s)
     return NULL;
 }
 
-/* Parses an octal file mode of at most 0777. */
+/* Parses an octal file mode of at most MAX. */
 static int
-parse_mode(const char *s, mode_t *out)
+parse_mode(const char *s, unsigned max, mode_t *out)
 {
     unsigned v = 0;
 
@@ -383,7 +391,7 @@ parse_mode(const char *s, mode_t *out)
         if (*s < '0' || *s > '7')
             return -1;
         v = v * 8 + (unsigned)(*s - '0');
-        if (v > 0777)
+        if (v > max)
             return -1;
     }
     *out = (mode_t)v;
@@ -500,10 +508,7 @@ begin_section(struct parser *p, char *inner)
     p->sect = SECT_SKIP;
 }
 
-/*
- * The same scan inih does: stop at one of CHARS, or at an inline ';' comment, which inih
- * recognises only after whitespace.
- */
+/* Stops at one of CHARS, or at an inline ';' comment, which starts only after a blank. */
 static char *
 scan_to(char *s, const char *chars)
 {
@@ -554,318 +559,247 @@ next_line(struct parser *p)
     return n;
 }
 
-/*
- * inih's reader. It takes whole physical lines itself so that it can count them, refuse
- * the ones inih would cut or misread, and follow section headers without inih's 50-byte
- * section buffer. Only "key = value" lines reach inih, with leading blanks stripped so that
- * inih's multi-line continuation never applies (an indented key is just a key). Any other
- * line becomes an empty one, which keeps inih's line count equal to ours.
- */
 static char *
-conf_reader(char *str, int num, void *stream)
+rstrip(char *s)
 {
-    struct parser *p = stream;
-    ssize_t n = next_line(p);
-    size_t maxlen = num > 3 ? (size_t)num - 3 : 0; /* inih wants room for "\r\n\0" */
-    char *s, *end;
+    char *end = s + strlen(s);
 
-    if (n < 0)
-        return NULL;
-    p->lineno++;
-    str[0] = '\0';
-    s = p->buf;
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+/* Reads "[section]" at S (the line without its leading blanks); 0, or -1 if malformed. */
+static int
+section_line(struct parser *p, char *s)
+{
+    char *end = scan_to(s + 1, "]"), *rest = end + 1, *inner = s + 1;
+
+    if (*end != ']')
+        return -1;
+    while (isspace((unsigned char)*rest))
+        rest++;
+    if (*rest != '\0' && *rest != ';' && *rest != '#')
+        return -1;
+    *end = '\0';
+    while (isspace((unsigned char)*inner))
+        inner++;
+    begin_section(p, rstrip(inner));
+    return 0;
+}
+
+/*
+ * Handles the physical line in p->buf, N bytes long: a blank or comment line, a section
+ * header, or "key = value". The syntax is libinih's, which the agent used to link, so that
+ * every file it accepted reads the same: a ';' starts an inline comment only after a blank,
+ * a key stops at '=' (':' is refused), and the line limit is inih's 200-byte buffer.
+ */
+static void
+parse_line(struct parser *p, ssize_t n)
+{
+    char *s = p->buf, *end, *value;
+
     if (p->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
         (unsigned char)s[2] == 0xBF)
         s += 3;
     if (strlen(p->buf) != (size_t)n) {
         perr_add(p, p->lineno, "NUL byte in line");
-        return str;
+        return;
     }
     while (isspace((unsigned char)*s))
         s++;
     if (*s == '\0' || *s == ';' || *s == '#')
-        return str;
-    if ((size_t)n > maxlen) {
-        perr_add(p, p->lineno, "line too long (more than %zu characters)", maxlen);
-        return str;
+        return;
+    if ((size_t)n > LINE_MAX_LEN) {
+        perr_add(p, p->lineno, "line too long (more than %d characters)", LINE_MAX_LEN);
+        return;
     }
-
     if (*s == '[') {
-        end = scan_to(s + 1, "]");
-        if (*end == ']') {
-            char *rest = end + 1, *inner = s + 1;
-            while (isspace((unsigned char)*rest))
-                rest++;
-            if (*rest == '\0' || *rest == ';' || *rest == '#') {
-                *end = '\0';
-                while (isspace((unsigned char)*inner))
-                    inner++;
-                while (end > inner && isspace((unsigned char)end[-1]))
-                    *--end = '\0';
-                begin_section(p, inner);
-                return str;
-            }
-        }
-        perr_add(p, p->lineno, BAD_LINE_MSG);
-        return str;
+        if (section_line(p, s) < 0)
+            perr_add(p, p->lineno, BAD_LINE_MSG);
+        return;
     }
-
     end = scan_to(s, "=:");
     if (*end != '=' || end == s) {
         perr_add(p, p->lineno, BAD_LINE_MSG);
-        return str;
+        return;
     }
-    memcpy(str, s, strlen(s) + 1);
-    return str;
+    *end = '\0';
+    value = end + 1;
+    *scan_to(value, "") = '\0';
+    while (isspace((unsigned char)*value))
+        value++;
+    key_value(p, rstrip(s), rstrip(value));
 }
 
-/* ---- keys, seen by the handler ---- */
+/* ---- keys, seen by the reader ---- */
 
 static int
-key_index(const char *const *keys, int nkeys, const char *name)
+key_find(const char *name)
 {
-    for (int i = 0; i < nkeys; i++) {
-        if (strcmp(keys[i], name) == 0)
-            return i;
+    for (size_t k = 0; k < NKEYS; k++) {
+        if (strcmp(keys[k].name, name) == 0)
+            return (int)k;
     }
     return -1;
 }
 
-static void
-agent_value(struct parser *p, int k, const char *v)
+/* The line where KS was given the key NAME (a name in the table), 0 if not given. */
+static int
+given(const struct keyset *ks, const char *name)
 {
-    struct conf *c = p->conf;
-    const char *why;
-    char err[256];
+    return ks->line[key_find(name)];
+}
 
-    switch (k) {
-    case AK_NAME:
-        if ((why = agent_name_problem(v)) != NULL) {
-            perr_add(p, p->lineno, "bad name \"%s\": %s", v, why);
-            break;
-        }
-        util_strlcpy(c->name, v, sizeof(c->name));
-        return;
-    case AK_INTERVAL:
-        if (get_duration(p, "interval", v, INTERVAL_MIN_MS, INTERVAL_MAX_MS, &c->interval_ms) < 0)
-            break;
-        return;
-    case AK_TIMEOUT:
-        /* the upper bound, the interval, is checked once the whole file is read */
-        if (get_duration(p, "timeout", v, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, &c->timeout_ms) < 0)
-            break;
-        return;
-    case AK_RISE:
-        if (get_int(p, "rise", v, 1, COUNT_MAX, &c->rise) < 0)
-            break;
-        return;
-    case AK_FALL:
-        if (get_int(p, "fall", v, 1, COUNT_MAX, &c->fall) < 0)
-            break;
-        return;
-    case AK_MAX_INFLIGHT:
-        if (get_int(p, "max_inflight", v, 1, INFLIGHT_MAX, &c->max_inflight) < 0)
-            break;
-        return;
-    case AK_STATS_SOCKET:
-        if (v[0] != '/') {
-            perr_add(p, p->lineno, "bad stats_socket \"%s\": must be an absolute path", v);
-            break;
-        }
-        if (strlen(v) >= CONF_UNIX_MAX) {
-            perr_add(p, p->lineno, "bad stats_socket \"%s\": longer than %zu bytes", v,
-                     CONF_UNIX_MAX - 1);
-            break;
-        }
-        free(c->stats_socket);
-        c->stats_socket = xstrdup(v);
-        return;
-    case AK_STATS_MODE:
-        if (parse_mode(v, &c->stats_socket_mode) < 0) {
-            perr_add(p, p->lineno, "bad stats_socket_mode \"%s\" (expected octal 0..0777)", v);
-            break;
-        }
-        return;
-    case AK_LOG_LEVEL:
-        if (log_level_parse(v, &c->log_level) < 0) {
-            perr_add(p, p->lineno, "bad log_level \"%s\" (expected error, warn, info or debug)", v);
-            break;
-        }
-        return;
-    case AK_SHUTDOWN:
-        if (get_duration(p, "shutdown_timeout", v, SHUTDOWN_MIN_MS, SHUTDOWN_MAX_MS,
-                         &c->shutdown_timeout_ms) < 0)
-            break;
-        return;
-    case AK_METRICS:
-        if (conf_parse_address(v, &c->metrics_addr, err, sizeof(err)) < 0) {
-            perr_add(p, p->lineno, "bad metrics_listen \"%s\": %s", v, err);
-            break;
-        }
-        if (c->metrics_addr.family == AF_UNIX) {
-            perr_add(p, p->lineno, "bad metrics_listen \"%s\": must be HOST:PORT, not unix:", v);
-            break;
-        }
-        free(c->metrics_listen);
-        c->metrics_listen = xstrdup(v);
-        return;
-    }
-    p->agent_ks.bad[k] = true;
+/* Whether KS was given the key NAME and its value was rejected. */
+static bool
+rejected(const struct keyset *ks, const char *name)
+{
+    return ks->bad[key_find(name)];
 }
 
 static void
-zk_value(struct parser *p, int k, const char *v)
+set_string(char **dst, const char *v)
 {
-    struct conf *c = p->conf;
-    const char *why, *colon;
-    char err[256];
-
-    switch (k) {
-    case ZK_HOSTS:
-        if (check_zk_hosts(v, err, sizeof(err)) < 0) {
-            perr_add(p, p->lineno, "%s", err);
-            break;
-        }
-        free(c->zk_hosts);
-        c->zk_hosts = xstrdup(v);
-        return;
-    case ZK_ROOT:
-        if ((why = zk_root_problem(v)) != NULL) {
-            perr_add(p, p->lineno, "bad root \"%s\": %s", v, why);
-            break;
-        }
-        free(c->zk_root);
-        c->zk_root = xstrdup(v);
-        return;
-    case ZK_SESSION:
-        if (get_duration(p, "session_timeout", v, SESSION_MIN_MS, SESSION_MAX_MS,
-                         &c->zk_session_timeout_ms) < 0)
-            break;
-        return;
-    case ZK_AUTH:
-        /* the value is a secret: the message must not show it */
-        colon = strchr(v, ':');
-        if (colon == NULL || colon == v || colon[1] == '\0') {
-            perr_add(p, p->lineno, "bad auth: expected user:password, both non-empty");
-            break;
-        }
-        c->zk_auth = xstrdup(v);
-        return;
-    }
-    p->zk_ks.bad[k] = true;
+    free(*dst);
+    *dst = xstrdup(v);
 }
 
-static void
-inst_value(struct parser *p, struct pinst *pi, int k, const char *v)
+/* Checks V as key K and stores it in the struct at BASE. Returns 0, or -1 once reported. */
+static int
+set_value(struct parser *p, const struct key *k, char *base, size_t off, const char *v)
 {
-    struct conf_instance *ci = pi->ci;
+    void *dst = base + off;
+    int aflags = (p->flags & CONF_NO_RESOLVE) ? ADDR_NO_RESOLVE : 0;
+    const char *why = NULL, *colon;
     char err[256];
 
-    switch (k) {
-    case IK_ADDRESS:
-        if (conf_parse_address(v, &ci->addr, err, sizeof(err)) < 0) {
-            perr_add(p, p->lineno, "bad address \"%s\": %s", v, err);
-            break;
+    switch (k->kind) {
+    case K_DURATION:
+        return get_duration(p, k->name, v, k->min, k->max, dst);
+    case K_COUNT:
+        return get_int(p, k->name, v, k->min, k->max, dst);
+    case K_STRING:
+        set_string(dst, v);
+        return 0;
+    case K_PATH:
+        if (v[0] != '/')
+            why = "must be an absolute path";
+        else if ((int64_t)strlen(v) > k->max) {
+            snprintf(err, sizeof(err), "longer than %lld bytes", (long long)k->max);
+            why = err;
         }
-        ci->address = xstrdup(v);
-        return;
-    case IK_CLUSTER:
+        break;
+    case K_MODE:
+        if (parse_mode(v, (unsigned)k->max, dst) == 0)
+            return 0;
+        perr_add(p, p->lineno, "bad %s \"%s\" (expected octal 0..0%llo)", k->name, v,
+                 (unsigned long long)k->max);
+        return -1;
+    case K_LOGLEVEL:
+        if (log_level_parse(v, dst) == 0)
+            return 0;
+        perr_add(p, p->lineno, "bad %s \"%s\" (expected error, warn, info or debug)", k->name, v);
+        return -1;
+    case K_ADDRESS:
+    case K_LISTEN:
+        if (addr_parse(v, aflags, (struct addr *)(void *)(base + k->aux), err, sizeof(err)) < 0)
+            why = err;
+        else if (k->kind == K_LISTEN && ((struct addr *)(void *)(base + k->aux))->family == AF_UNIX)
+            why = "must be HOST:PORT, not unix:";
+        break;
+    case K_HOSTNAME:
+        why = agent_name_problem(v);
+        break;
+    case K_CLUSTER:
         if (!valid_name(v)) {
             perr_add(p, p->lineno, "bad cluster name \"%s\" (expected [A-Za-z0-9._-]{1,64})", v);
-            break;
+            return -1;
         }
         if (strcmp(v, "agents") == 0) {
             /* ROOT/agents already holds the agent nodes */
             perr_add(p, p->lineno, "cluster name \"agents\" is reserved");
-            break;
+            return -1;
         }
-        util_strlcpy(ci->cluster, v, sizeof(ci->cluster));
-        return;
-    case IK_USERNAME:
-        ci->username = xstrdup(v);
-        return;
-    case IK_PASSWORD:
-        ci->password = xstrdup(v);
-        return;
-    case IK_INTERVAL:
-        if (get_duration(p, "interval", v, INTERVAL_MIN_MS, INTERVAL_MAX_MS, &ci->interval_ms) < 0)
+        util_strlcpy(dst, v, (size_t)k->max + 1);
+        return 0;
+    case K_HOSTS:
+        if (addr_check_hosts(v, err, sizeof(err)) == 0)
             break;
-        return;
-    case IK_TIMEOUT:
-        if (get_duration(p, "timeout", v, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, &ci->timeout_ms) < 0)
+        perr_add(p, p->lineno, "%s", err);
+        return -1;
+    case K_ZKPATH:
+        why = zk_root_problem(v);
+        break;
+    case K_AUTH:
+        /* the value is a secret: the message must not show it */
+        colon = strchr(v, ':');
+        if (colon != NULL && colon != v && colon[1] != '\0')
             break;
-        return;
-    case IK_RISE:
-        if (get_int(p, "rise", v, 1, COUNT_MAX, &ci->rise) < 0)
-            break;
-        return;
-    case IK_FALL:
-        if (get_int(p, "fall", v, 1, COUNT_MAX, &ci->fall) < 0)
-            break;
-        return;
+        perr_add(p, p->lineno, "bad %s: expected user:password, both non-empty", k->name);
+        return -1;
     }
-    pi->ks.bad[k] = true;
+    if (why) {
+        perr_add(p, p->lineno, "bad %s \"%s\": %s", k->name, v, why);
+        return -1;
+    }
+    if (k->kind == K_HOSTNAME)
+        util_strlcpy(dst, v, (size_t)k->max + 1);
+    else
+        set_string(dst, v);
+    return 0;
 }
 
-/* Common part for every key: known, not given before, not empty. Returns the key's index. */
-static int
-take_key(struct parser *p, const char *const *keys, int nkeys, struct keyset *ks,
-         const char *sectname, const char *name, const char *value)
+/* A "key = value" line of the current section. */
+static void
+key_value(struct parser *p, const char *name, const char *value)
 {
-    int k = key_index(keys, nkeys, name);
+    char sectname[CONF_NAME_MAX + 16];
+    struct keyset *ks;
+    char *base;
+    unsigned sect;
+    size_t off;
+    int k;
 
-    if (k < 0) {
+    switch (p->sect) {
+    case SECT_NONE:
+        perr_add(p, p->lineno, "key \"%s\" before any section", name);
+        return;
+    case SECT_SKIP:
+        return;
+    case SECT_AGENT:
+    case SECT_ZK:
+        sect = p->sect == SECT_AGENT ? S_AGENT : S_ZK;
+        snprintf(sectname, sizeof(sectname), "%s", sect == S_AGENT ? "[agent]" : "[zookeeper]");
+        ks = sect == S_AGENT ? &p->agent_ks : &p->zk_ks;
+        base = (char *)p->conf;
+        break;
+    case SECT_INSTANCE:
+    default:
+        sect = S_INST;
+        snprintf(sectname, sizeof(sectname), "[instance %s]", cur_inst(p)->ci->name);
+        ks = &cur_inst(p)->ks;
+        base = (char *)cur_inst(p)->ci;
+        break;
+    }
+    k = key_find(name);
+    if (k < 0 || !(keys[k].sections & sect)) {
         perr_add(p, p->lineno, "unknown key \"%s\" in %s", name, sectname);
-        return -1;
+        return;
     }
     if (ks->line[k]) {
         perr_add(p, p->lineno, "duplicate key \"%s\" in %s (first given on line %d)", name,
                  sectname, ks->line[k]);
-        return -1;
+        return;
     }
     ks->line[k] = p->lineno;
+    off = sect == S_INST ? keys[k].ioff : keys[k].off;
     if (*value == '\0') {
         perr_add(p, p->lineno, "empty value for %s", name);
         ks->bad[k] = true;
-        return -1;
+    } else if (set_value(p, &keys[k], base, off, value) < 0) {
+        ks->bad[k] = true;
     }
-    return k;
-}
-
-static int
-conf_handler(void *user, const char *section, const char *name, const char *value)
-{
-    struct parser *p = user;
-    struct pinst *pi;
-    char sectname[CONF_NAME_MAX + 16];
-    int k;
-
-    (void)section; /* inih truncates it; the reader's notion is the right one */
-    switch (p->sect) {
-    case SECT_NONE:
-        perr_add(p, p->lineno, "key \"%s\" before any section", name);
-        break;
-    case SECT_SKIP:
-        break;
-    case SECT_AGENT:
-        k = take_key(p, agent_keys, AK_COUNT, &p->agent_ks, "[agent]", name, value);
-        if (k >= 0)
-            agent_value(p, k, value);
-        break;
-    case SECT_ZK:
-        k = take_key(p, zk_keys, ZK_COUNT, &p->zk_ks, "[zookeeper]", name, value);
-        if (k >= 0)
-            zk_value(p, k, value);
-        break;
-    case SECT_INSTANCE:
-        pi = cur_inst(p);
-        snprintf(sectname, sizeof(sectname), "[instance %s]", pi->ci->name);
-        k = take_key(p, inst_keys, IK_COUNT, &pi->ks, sectname, name, value);
-        if (k >= 0)
-            inst_value(p, pi, k, value);
-        break;
-    }
-    return 1;
 }
 
 /* ---- checks that need the whole file ---- */
@@ -878,7 +812,7 @@ check_agent(struct parser *p)
     const char *why;
     int line;
 
-    if (!p->agent_ks.line[AK_NAME]) {
+    if (!given(&p->agent_ks, "name")) {
         memset(host, 0, sizeof(host));
         if (gethostname(host, sizeof(host) - 1) < 0)
             host[0] = '\0';
@@ -889,10 +823,10 @@ check_agent(struct parser *p)
         else
             util_strlcpy(c->name, host, sizeof(c->name));
     }
-    if (p->agent_ks.bad[AK_INTERVAL] || p->agent_ks.bad[AK_TIMEOUT] ||
+    if (rejected(&p->agent_ks, "interval") || rejected(&p->agent_ks, "timeout") ||
         c->timeout_ms <= c->interval_ms)
         return;
-    line = p->agent_ks.line[AK_TIMEOUT];
+    line = given(&p->agent_ks, "timeout");
     perr_add(p, line ? line : p->agent_line, "timeout %s%s exceeds interval %s",
              fmt_ms(a, sizeof(a), c->timeout_ms), line ? "" : " (default)",
              fmt_ms(b, sizeof(b), c->interval_ms));
@@ -903,46 +837,59 @@ check_zk(struct parser *p)
 {
     if (!p->zk_line)
         perr_add(p, 1, "missing section [zookeeper] (hosts is required)");
-    else if (!p->zk_ks.line[ZK_HOSTS])
+    else if (!given(&p->zk_ks, "hosts"))
         perr_add(p, p->zk_line, "missing hosts in [zookeeper]");
 }
 
-/* Applies the [agent] values an instance does not override, then checks the result. */
+/* Copies every [agent] value the instance does not override, then checks the result. */
 static void
 check_instance(struct parser *p, struct pinst *pi)
 {
-    struct conf *c = p->conf;
     struct conf_instance *ci = pi->ci;
-    const int *given = pi->ks.line;
+    const struct keyset *ks = &pi->ks;
+    int iv_line = given(ks, "interval"), to_line = given(ks, "timeout");
     bool known_iv, known_to;
     char a[32], b[32];
 
-    if (!given[IK_ADDRESS])
+    for (size_t k = 0; k < NKEYS; k++) {
+        if ((keys[k].sections & (S_AGENT | S_INST)) != (S_AGENT | S_INST) || ks->line[k])
+            continue;
+        memcpy((char *)ci + keys[k].ioff, (char *)p->conf + keys[k].off, scalar_size(keys[k].kind));
+    }
+    if (!given(ks, "address"))
         perr_add(p, ci->line, "missing address in [instance %s]", ci->name);
-    if (given[IK_USERNAME] && !given[IK_PASSWORD])
-        perr_add(p, given[IK_USERNAME], "username without password in [instance %s]", ci->name);
-    if (!given[IK_INTERVAL])
-        ci->interval_ms = c->interval_ms;
-    if (!given[IK_TIMEOUT])
-        ci->timeout_ms = c->timeout_ms;
-    if (!given[IK_RISE])
-        ci->rise = c->rise;
-    if (!given[IK_FALL])
-        ci->fall = c->fall;
+    if (given(ks, "username") && !given(ks, "password"))
+        perr_add(p, given(ks, "username"), "username without password in [instance %s]", ci->name);
 
     /* [agent]'s own check covers an instance that overrides neither */
-    if (!given[IK_INTERVAL] && !given[IK_TIMEOUT])
+    if (!iv_line && !to_line)
         return;
     /* a rejected value, here or in [agent], was reported already */
-    known_iv = given[IK_INTERVAL] ? !pi->ks.bad[IK_INTERVAL] : !p->agent_ks.bad[AK_INTERVAL];
-    known_to = given[IK_TIMEOUT] ? !pi->ks.bad[IK_TIMEOUT] : !p->agent_ks.bad[AK_TIMEOUT];
+    known_iv = !rejected(iv_line ? ks : &p->agent_ks, "interval");
+    known_to = !rejected(to_line ? ks : &p->agent_ks, "timeout");
     if (!known_iv || !known_to || ci->timeout_ms <= ci->interval_ms)
         return;
-    perr_add(p, given[IK_TIMEOUT] ? given[IK_TIMEOUT] : ci->line,
-             "timeout %s%s exceeds interval %s%s", fmt_ms(a, sizeof(a), ci->timeout_ms),
-             given[IK_TIMEOUT] ? "" : " (inherited from [agent])",
-             fmt_ms(b, sizeof(b), ci->interval_ms),
-             given[IK_INTERVAL] ? "" : " (inherited from [agent])");
+    perr_add(p, to_line ? to_line : ci->line, "timeout %s%s exceeds interval %s%s",
+             fmt_ms(a, sizeof(a), ci->timeout_ms), to_line ? "" : " (inherited from [agent])",
+             fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
+}
+
+/*
+ * Frees the strings of every key of SECT (S_INST: the struct conf_instance at BASE; else
+ * the struct conf). Each is wiped first: passwords and the auth secret are among them.
+ */
+static void
+free_strings(char *base, unsigned sect)
+{
+    for (size_t k = 0; k < NKEYS; k++) {
+        char **sp = (char **)(void *)(base + (sect == S_INST ? keys[k].ioff : keys[k].off));
+
+        if (!(keys[k].sections & sect) || !is_string(keys[k].kind) || *sp == NULL)
+            continue;
+        explicit_bzero(*sp, strlen(*sp));
+        free(*sp);
+        *sp = NULL;
+    }
 }
 
 static void
@@ -950,12 +897,7 @@ instance_free(struct conf_instance *ci)
 {
     if (ci == NULL)
         return;
-    if (ci->password) {
-        explicit_bzero(ci->password, strlen(ci->password));
-        free(ci->password);
-    }
-    free(ci->username);
-    free(ci->address);
+    free_strings((char *)ci, S_INST);
     free(ci);
 }
 
@@ -980,12 +922,17 @@ conf_new(const char *path)
     return c;
 }
 
-/* Runs inih over the reader's input and decides; the config belongs to the caller. */
+/* Reads every line, then checks the whole; the config belongs to the caller. */
 static struct conf *
 conf_parse(struct parser *p, struct conf_errors *errs)
 {
+    ssize_t n;
+
     p->conf = conf_new(p->file);
-    ini_parse_stream(conf_reader, p, conf_handler, p);
+    while ((n = next_line(p)) >= 0) {
+        p->lineno++;
+        parse_line(p, n);
+    }
     if (p->buf) {
         /* the last lines read may have held a password */
         explicit_bzero(p->buf, p->bufcap);
@@ -1025,9 +972,9 @@ conf_parse(struct parser *p, struct conf_errors *errs)
 }
 
 struct conf *
-conf_load(const char *path, struct conf_errors *errs)
+conf_load_flags(const char *path, int flags, struct conf_errors *errs)
 {
-    struct parser p = {.file = path};
+    struct parser p = {.file = path, .flags = flags};
     struct conf *c;
 
     p.fp = fopen(path, "re");
@@ -1039,6 +986,12 @@ conf_load(const char *path, struct conf_errors *errs)
     c = conf_parse(&p, errs);
     fclose(p.fp);
     return c;
+}
+
+struct conf *
+conf_load(const char *path, struct conf_errors *errs)
+{
+    return conf_load_flags(path, 0, errs);
 }
 
 struct conf *
@@ -1060,15 +1013,8 @@ conf_free(struct conf *conf)
         TAILQ_REMOVE(&conf->instances, ci, link);
         instance_free(ci);
     }
-    if (conf->zk_auth) {
-        explicit_bzero(conf->zk_auth, strlen(conf->zk_auth));
-        free(conf->zk_auth);
-    }
+    free_strings((char *)conf, S_AGENT | S_ZK);
     free(conf->path);
-    free(conf->stats_socket);
-    free(conf->metrics_listen);
-    free(conf->zk_hosts);
-    free(conf->zk_root);
     free(conf);
 }
 
@@ -1102,15 +1048,31 @@ str_equal(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+/* Compares the values of every [instance] key: a new key takes part without more code. */
 int
 conf_instance_equal(const struct conf_instance *a, const struct conf_instance *b)
 {
-    return a->addr.family == b->addr.family && strcmp(a->addr.host, b->addr.host) == 0 &&
-           a->addr.port == b->addr.port && strcmp(a->addr.path, b->addr.path) == 0 &&
-           str_equal(a->address, b->address) && strcmp(a->cluster, b->cluster) == 0 &&
-           str_equal(a->username, b->username) && str_equal(a->password, b->password) &&
-           a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
-           a->rise == b->rise && a->fall == b->fall;
+    for (size_t k = 0; k < NKEYS; k++) {
+        const char *x = (const char *)a + keys[k].ioff, *y = (const char *)b + keys[k].ioff;
+        const struct addr *xa = (const void *)((const char *)a + keys[k].aux);
+        const struct addr *ya = (const void *)((const char *)b + keys[k].aux);
+        bool same;
+
+        if (!(keys[k].sections & S_INST))
+            continue;
+        if (scalar_size(keys[k].kind) > 0)
+            same = memcmp(x, y, scalar_size(keys[k].kind)) == 0;
+        else if (!is_string(keys[k].kind))
+            same = strcmp(x, y) == 0; /* a name kept in an array */
+        else
+            same = str_equal(*(char *const *)(const void *)x, *(char *const *)(const void *)y);
+        if (same && keys[k].kind == K_ADDRESS)
+            same = xa->family == ya->family && strcmp(xa->host, ya->host) == 0 &&
+                   xa->port == ya->port && strcmp(xa->path, ya->path) == 0;
+        if (!same)
+            return 0;
+    }
+    return 1;
 }
 
 int
@@ -1137,125 +1099,4 @@ conf_parse_duration(const char *s, int64_t *ms)
         return -1;
     *ms = n * unit;
     return 0;
-}
-
-int
-conf_parse_address(const char *s, struct conf_addr *a, char *err, size_t errlen)
-{
-    struct addrinfo hints, *res;
-    char host[256];
-    const char *hend, *portstr;
-    bool bracket = s[0] == '[';
-    size_t hlen;
-    int64_t port;
-    int rc;
-
-    memset(a, 0, sizeof(*a));
-    if (strncmp(s, "unix:", 5) == 0) {
-        const char *path = s + 5;
-        if (path[0] != '/') {
-            snprintf(err, errlen, "unix socket path must be absolute");
-            return -1;
-        }
-        if (strlen(path) >= sizeof(a->path) || strlen(path) >= CONF_UNIX_MAX) {
-            snprintf(err, errlen, "unix socket path longer than %zu bytes", CONF_UNIX_MAX - 1);
-            return -1;
-        }
-        a->family = AF_UNIX;
-        util_strlcpy(a->path, path, sizeof(a->path));
-        return 0;
-    }
-
-    if (bracket) {
-        hend = strchr(s, ']');
-        if (hend == NULL) {
-            snprintf(err, errlen, "missing ']' after IPv6 address");
-            return -1;
-        }
-        s++;
-        if (hend[1] != ':') {
-            snprintf(err, errlen, "missing port (expected [IPV6]:PORT)");
-            return -1;
-        }
-        portstr = hend + 2;
-    } else {
-        hend = strrchr(s, ':');
-        if (hend == NULL) {
-            snprintf(err, errlen, "missing port (expected HOST:PORT or unix:/PATH)");
-            return -1;
-        }
-        if (memchr(s, ':', (size_t)(hend - s)) != NULL) {
-            snprintf(err, errlen, "an IPv6 address must be written [ADDRESS]:PORT");
-            return -1;
-        }
-        portstr = hend + 1;
-    }
-    hlen = (size_t)(hend - s);
-    if (hlen == 0) {
-        snprintf(err, errlen, "missing host");
-        return -1;
-    }
-    if (hlen >= sizeof(host)) {
-        snprintf(err, errlen, "host name too long");
-        return -1;
-    }
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-    if (*portstr == '\0') {
-        snprintf(err, errlen, "missing port");
-        return -1;
-    }
-    if (parse_uint(portstr, 65535, &port) < 0 || port < 1) {
-        snprintf(err, errlen, "bad port \"%s\" (expected 1..65535)", portstr);
-        return -1;
-    }
-
-    /* a numeric address must never wait on DNS, so try it as one first */
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = bracket ? AF_INET6 : AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST;
-    rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc == EAI_NONAME && !bracket) {
-        hints.ai_flags = 0;
-        rc = getaddrinfo(host, NULL, &hints, &res);
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
-                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        return -1;
-    }
-    /*
-     * A name with both kinds of address (localhost: ::1 and 127.0.0.1, ::1 usually first)
-     * takes the IPv4 one: a Redis bound to 127.0.0.1 only is the common case, and the agent
-     * connects to one address, never falling back to the next.
-     */
-    const struct addrinfo *pick = res;
-    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET) {
-            pick = ai;
-            break;
-        }
-    }
-    a->family = pick->ai_family;
-    if (pick->ai_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)pick->ai_addr)->sin_addr, a->host,
-                  sizeof(a->host));
-    else
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)pick->ai_addr)->sin6_addr, a->host,
-                  sizeof(a->host));
-    a->port = (int)port;
-    freeaddrinfo(res);
-    return 0;
-}
-
-void
-conf_addr_format(const struct conf_addr *a, char *buf, size_t len)
-{
-    if (a->family == AF_UNIX)
-        snprintf(buf, len, "unix:%s", a->path);
-    else if (a->family == AF_INET6)
-        snprintf(buf, len, "[%s]:%d", a->host, a->port);
-    else
-        snprintf(buf, len, "%s:%d", a->host, a->port);
 }

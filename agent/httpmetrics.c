@@ -45,9 +45,9 @@ struct http_client {
  */
 struct httpmetrics {
     struct sockserv *ss;                   /* the listener and its clients; owned */
-    struct conf_addr addr;                 /* what it listens on */
-    char name[CONF_HOST_MAX + 16];         /* borrowed by ss */
-    char full_warning[CONF_HOST_MAX + 80]; /* borrowed by ss */
+    struct addr addr;                      /* what it listens on */
+    char name[ADDR_HOST_MAX + 16];         /* borrowed by ss */
+    char full_warning[ADDR_HOST_MAX + 80]; /* borrowed by ss */
     httpmetrics_body_fn body;
     void *ud;
 };
@@ -312,16 +312,16 @@ client_expired(struct sockserv_conn *c, void *ud)
 }
 
 struct httpmetrics *
-httpmetrics_listen(struct ev_loop *loop, const struct conf_addr *addr, httpmetrics_body_fn body,
+httpmetrics_listen(struct ev_loop *loop, const struct addr *addr, httpmetrics_body_fn body,
                    void *ud, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
-    char name[CONF_HOST_MAX + 16];
+    char name[ADDR_HOST_MAX + 16];
     int fd, one = 1;
 
     memset(&ss, 0, sizeof(ss));
-    conf_addr_format(addr, name, sizeof(name));
+    addr_format(addr, name, sizeof(name));
     if (addr->family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
         sin->sin_family = AF_INET;
@@ -394,7 +394,7 @@ bad_addr:
 }
 
 int
-httpmetrics_is_on(const struct httpmetrics *h, const struct conf_addr *addr)
+httpmetrics_is_on(const struct httpmetrics *h, const struct addr *addr)
 {
     return h != NULL && h->addr.family == addr->family && h->addr.port == addr->port &&
            strcmp(h->addr.host, addr->host) == 0;

@@ -276,7 +276,7 @@ static int
 link_open(struct inst *inst, struct probe_result *r)
 {
     struct probe *p = &inst->probe;
-    const struct conf_addr *a = &inst->conf->addr;
+    const struct addr *a = &inst->conf->addr;
     redisAsyncContext *ac;
 
     ac =

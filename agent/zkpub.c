@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zookeeper/zookeeper.h>
 
+#include "addr.h"
 #include "agent.h"
 #include "instance.h"
 #include "log.h"
@@ -1305,52 +1306,6 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     zk_finish(w->data);
 }
 
-/*
- * Rewrites HOSTS with numeric addresses, resolved once here at start-up, so that neither
- * the loop nor a later zookeeper_init() waits on DNS. A name that does not resolve is kept
- * as written (the client will try it). The returned string belongs to the caller.
- */
-static char *
-zk_resolve_hosts(const char *hosts)
-{
-    struct sbuf out = {0};
-    char *copy = xstrdup(hosts), *save = NULL, *tok;
-
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(tok, ':');
-        struct addrinfo hints = {0}, *res = NULL, *ai;
-        size_t before = out.len;
-
-        while (*tok == ' ')
-            tok++;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_ADDRCONFIG;
-        if (colon && tok[0] != '[') {
-            *colon = '\0';
-            if (getaddrinfo(tok, NULL, &hints, &res) == 0) {
-                for (ai = res; ai; ai = ai->ai_next) {
-                    char ip[NI_MAXHOST];
-
-                    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0,
-                                    NI_NUMERICHOST) != 0)
-                        continue;
-                    sbuf_printf(&out, "%s%s%s%s:%s", out.len ? "," : "",
-                                ai->ai_family == AF_INET6 ? "[" : "", ip,
-                                ai->ai_family == AF_INET6 ? "]" : "", colon + 1);
-                }
-                freeaddrinfo(res);
-            }
-            *colon = ':';
-        }
-        if (out.len == before)
-            sbuf_printf(&out, "%s%s", out.len ? "," : "", tok);
-    }
-    free(copy);
-    if (out.buf == NULL)
-        sbuf_adds(&out, hosts);
-    return out.buf;
-}
-
 struct zkpub *
 zkpub_new(struct agent *a)
 {
@@ -1398,7 +1353,7 @@ zkpub_new(struct agent *a)
     }
     z->agent_node = node_new(z, agents, conf->name);
     z->agent_node->is_agent = 1;
-    z->hosts = zk_resolve_hosts(conf->zk_hosts);
+    z->hosts = addr_resolve_hosts(conf->zk_hosts);
 
     zkqueue_init(&z->queue, z->loop, on_async, z);
     ev_timer_init(&z->tick, on_tick, ZK_TICK_S, ZK_TICK_S);

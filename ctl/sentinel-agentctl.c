@@ -55,12 +55,13 @@ mono_ms(void)
 /*
  * Returns the socket named by the config at PATH in a string the caller frees, or NULL.
  * With REPORT set, a config that does not load is fatal: its errors go to stderr, exit 2.
+ * Instance addresses are checked but not resolved: finding the socket never waits on DNS.
  */
 static char *
 socket_from_config(const char *path, int report)
 {
     struct conf_errors errs = {0};
-    struct conf *conf = conf_load(path, &errs);
+    struct conf *conf = conf_load_flags(path, CONF_NO_RESOLVE, &errs);
     char *sock = NULL;
 
     if (conf != NULL && conf->stats_socket != NULL)

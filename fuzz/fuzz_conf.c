@@ -36,12 +36,12 @@ use(const struct conf *c, const struct conf_errors *errs)
             abort();
         if (prev != NULL)
             (void)conf_instance_equal(prev, ci);
-        conf_addr_format(&ci->addr, buf, sizeof(buf));
-        conf_addr_format(&ci->addr, buf, 8); /* truncation */
+        addr_format(&ci->addr, buf, sizeof(buf));
+        addr_format(&ci->addr, buf, 8); /* truncation */
         prev = ci;
     }
     if (c->metrics_listen != NULL)
-        conf_addr_format(&c->metrics_addr, buf, sizeof(buf));
+        addr_format(&c->metrics_addr, buf, sizeof(buf));
 }
 
 int

@@ -6,23 +6,13 @@
 #include <stdio.h>
 #include <sys/queue.h>
 #include <sys/types.h>
-#include <sys/un.h>
 
+#include "addr.h"
 #include "log.h"
 
 #define CONF_DEFAULT_PATH "/etc/sentinel-agent/sentinel-agent.conf"
 #define CONF_NAME_MAX     64  /* instance and cluster names: [A-Za-z0-9._-]{1,64} */
 #define CONF_AGENT_MAX    255 /* agent name: a host name */
-#define CONF_HOST_MAX     46  /* INET6_ADDRSTRLEN */
-#define CONF_UNIX_MAX     (sizeof(((struct sockaddr_un *)0)->sun_path))
-
-/* A Redis (or metrics listener) address, resolved to numeric form when the config loads. */
-struct conf_addr {
-    int family;               /* AF_INET, AF_INET6 or AF_UNIX */
-    char host[CONF_HOST_MAX]; /* numeric IP for AF_INET/AF_INET6 */
-    int port;                 /* 1..65535 for AF_INET/AF_INET6 */
-    char path[108];           /* socket path for AF_UNIX */
-};
 
 /*
  * One [instance NAME] section, with the [agent] defaults already applied.
@@ -32,10 +22,10 @@ struct conf_instance {
     TAILQ_ENTRY(conf_instance) link;
     char name[CONF_NAME_MAX + 1];
     char cluster[CONF_NAME_MAX + 1];
-    char *address;         /* as written in the file, for display */
-    struct conf_addr addr; /* resolved */
-    char *username;        /* NULL when not set */
-    char *password;        /* NULL when not set; never logged nor shown */
+    char *address;    /* as written in the file, for display */
+    struct addr addr; /* resolved */
+    char *username;   /* NULL when not set */
+    char *password;   /* NULL when not set; never logged nor shown */
     int64_t interval_ms;
     int64_t timeout_ms;
     int rise;
@@ -59,8 +49,8 @@ struct conf {
     mode_t stats_socket_mode;
     enum log_level log_level;
     int64_t shutdown_timeout_ms;
-    char *metrics_listen;          /* NULL when off */
-    struct conf_addr metrics_addr; /* valid when metrics_listen is set */
+    char *metrics_listen;     /* NULL when off */
+    struct addr metrics_addr; /* valid when metrics_listen is set */
     /* [zookeeper] */
     char *zk_hosts;
     char *zk_root;
@@ -85,6 +75,14 @@ struct conf_errors {
  */
 struct conf *conf_load(const char *path, struct conf_errors *errs);
 
+#define CONF_NO_RESOLVE 0x1 /* conf_load_flags(): check addresses, resolve none (no DNS wait) */
+
+/*
+ * Same as conf_load(), with FLAGS. With CONF_NO_RESOLVE a host name in an address is checked
+ * but not resolved (its addr is AF_UNSPEC): for readers of the config that never connect.
+ */
+struct conf *conf_load_flags(const char *path, int flags, struct conf_errors *errs);
+
 /* Same as conf_load() on an in-memory text; NAME stands for the file name in messages. */
 struct conf *conf_load_string(const char *name, const char *text, struct conf_errors *errs);
 
@@ -105,14 +103,5 @@ int conf_instance_equal(const struct conf_instance *a, const struct conf_instanc
  * Returns 0 and sets *MS, or -1 if S is not a duration.
  */
 int conf_parse_duration(const char *s, int64_t *ms);
-
-/*
- * Parses "HOST:PORT", "[IPV6]:PORT" or "unix:PATH" into A, resolving a host name once with
- * getaddrinfo(). Returns 0, or -1 with a reason in ERR.
- */
-int conf_parse_address(const char *s, struct conf_addr *a, char *err, size_t errlen);
-
-/* Writes a printable form of A ("127.0.0.1:6379", "[::1]:6379", "unix:/path") into BUF. */
-void conf_addr_format(const struct conf_addr *a, char *buf, size_t len);
 
 #endif

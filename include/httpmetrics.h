@@ -22,12 +22,12 @@ typedef void (*httpmetrics_body_fn)(void *ud, struct sbuf *out);
  * appends, one request per connection. Returns the server, owned by the caller, or NULL
  * with the reason in ERR (nothing is left open then).
  */
-struct httpmetrics *httpmetrics_listen(struct ev_loop *loop, const struct conf_addr *addr,
+struct httpmetrics *httpmetrics_listen(struct ev_loop *loop, const struct addr *addr,
                                        httpmetrics_body_fn body, void *ud, char *err,
                                        size_t errlen);
 
 /* Returns 1 if H listens on ADDR (same family, host and port), 0 otherwise. NULL H: 0. */
-int httpmetrics_is_on(const struct httpmetrics *h, const struct conf_addr *addr);
+int httpmetrics_is_on(const struct httpmetrics *h, const struct addr *addr);
 
 /* Closes every client and the listener and frees H. NULL is allowed. */
 void httpmetrics_close(struct httpmetrics *h);

@@ -8,7 +8,7 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config
-libev-dev libhiredis-dev libzookeeper-mt-dev libinih-dev libsystemd-dev libjansson-dev
+libev-dev libhiredis-dev libzookeeper-mt-dev libsystemd-dev libjansson-dev
 libcmocka-dev
 redis-server redis-tools zookeeper default-jre-headless
 python3 python3-pytest python3-redis python3-kazoo python3-prometheus-client

@@ -1,4 +1,4 @@
-/* test_conf.c -- unit tests of conf.c: parsing, validation, error reports, durations, addresses. */
+/* test_conf.c -- unit tests of conf.c: parsing, validation, error reports, durations. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -181,7 +181,7 @@ test_full_file(void **state)
     assert_string_equal(s->addr.path, "/run/redis/redis.sock");
     assert_null(s->username);
     assert_string_equal(s->password, "x");
-    conf_addr_format(&s->addr, buf, sizeof(buf));
+    addr_format(&s->addr, buf, sizeof(buf));
     assert_string_equal(buf, "unix:/run/redis/redis.sock");
 
     assert_ptr_equal(conf_find_instance(c, "b_2"), b);
@@ -350,6 +350,51 @@ test_load_file(void **state)
     conf_errors_free(&errs);
 }
 
+/* CONF_NO_RESOLVE: the same checks, but no host name is looked up (sentinel-agentctl). */
+static void
+test_load_no_resolve(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_conf.XXXXXX";
+    int fd = mkstemp(path);
+    struct conf_errors errs = {0};
+    struct conf *c;
+    FILE *f;
+
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("[agent]\nstats_socket = /tmp/x.sock\nmetrics_listen = metrics.invalid:9\n" ZK
+          "[instance a]\naddress = redis.invalid:6379\n[instance b]\naddress = 127.0.0.1:1\n",
+          f);
+    fclose(f);
+
+    c = conf_load_flags(path, CONF_NO_RESOLVE, &errs);
+    assert_non_null(c);
+    assert_string_equal(c->stats_socket, "/tmp/x.sock");
+    assert_int_equal(c->metrics_addr.family, AF_UNSPEC);
+    assert_int_equal(conf_find_instance(c, "a")->addr.family, AF_UNSPEC);
+    assert_int_equal(conf_find_instance(c, "a")->addr.port, 6379);
+    assert_string_equal(conf_find_instance(c, "b")->addr.host, "127.0.0.1");
+    conf_free(c);
+
+    /* resolving, the names fail; without, every other error is still found */
+    c = conf_load(path, &errs);
+    assert_null(c);
+    assert_int_equal(errs.n, 2);
+    assert_non_null(strstr(errs.msg[0], ":3: error: bad metrics_listen"));
+    assert_non_null(strstr(errs.msg[1], ":7: error: bad address \"redis.invalid:6379\""));
+    conf_errors_free(&errs);
+    f = fopen(path, "a");
+    fputs("rise = 0\n", f);
+    fclose(f);
+    c = conf_load_flags(path, CONF_NO_RESOLVE, &errs);
+    assert_null(c);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msg[0], ":10: error: rise 0 out of range"));
+    conf_errors_free(&errs);
+    unlink(path);
+}
+
 static void
 test_missing_zookeeper(void **state)
 {
@@ -397,6 +442,61 @@ test_duplicate_keys(void **state)
     EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\npassword = " SECRET
                      "\npassword = " SECRET "x\n",
                   "6|duplicate key \"password\" in [instance a] (first given on line 5)");
+}
+
+/* The key table: each key is known only in its own sections, wherever it is otherwise valid. */
+static void
+test_key_sections(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(ZK "[agent]\naddress = 127.0.0.1:1\n", "4|unknown key \"address\" in [agent]");
+    EXPECT_ERRORS(ZK "[agent]\nhosts = 127.0.0.1:1\n", "4|unknown key \"hosts\" in [agent]");
+    EXPECT_ERRORS(ZK "interval = 1s\n", "3|unknown key \"interval\" in [zookeeper]");
+    EXPECT_ERRORS(ZK "name = x\n", "3|unknown key \"name\" in [zookeeper]");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\nmax_inflight = 1\n",
+                  "5|unknown key \"max_inflight\" in [instance a]");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\nroot = /x\n",
+                  "5|unknown key \"root\" in [instance a]");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\nname = x\n",
+                  "5|unknown key \"name\" in [instance a]");
+    /* one section's keys do not count in another's: not duplicates */
+    struct conf *c = load_ok("[agent]\nrise = 3\n[instance a]\naddress = 127.0.0.1:1\nrise = 4\n"
+                             "[instance b]\naddress = 127.0.0.1:2\nrise = 5\n" ZK);
+    assert_int_equal(c->rise, 3);
+    assert_int_equal(conf_find_instance(c, "a")->rise, 4);
+    assert_int_equal(conf_find_instance(c, "b")->rise, 5);
+    conf_free(c);
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\naddress = 127.0.0.1:2\n",
+                  "5|duplicate key \"address\" in [instance a] (first given on line 4)");
+}
+
+/* Overrides have the [agent] ranges; each one not given is the [agent] value, key by key. */
+static void
+test_key_overrides(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\ninterval = 61m\ntimeout = 9\n"
+                     "rise = 101\nfall = 0\n",
+                  "5|interval \"61m\" out of range (100ms..60m)",
+                  "6|timeout \"9\" out of range (10ms..60m)", "7|rise 101 out of range (1..100)",
+                  "8|fall 0 out of range (1..100)");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\nrise =\n", "5|empty value for rise");
+
+    static const char *const one[] = {"interval = 4s", "timeout = 300ms", "rise = 9", "fall = 8"};
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 ZK "[agent]\ninterval = 3s\ntimeout = 200ms\nrise = 4\nfall = 5\n"
+                    "[instance a]\naddress = 127.0.0.1:1\n%s\n",
+                 one[i]);
+        struct conf *c = load_ok(text);
+        const struct conf_instance *a = conf_find_instance(c, "a");
+        assert_int_equal(a->interval_ms, i == 0 ? 4000 : 3000);
+        assert_int_equal(a->timeout_ms, i == 1 ? 300 : 200);
+        assert_int_equal(a->rise, i == 2 ? 9 : 4);
+        assert_int_equal(a->fall, i == 3 ? 8 : 5);
+        conf_free(c);
+    }
 }
 
 static void
@@ -809,82 +909,6 @@ test_parse_duration(void **state)
 }
 
 static void
-test_parse_address(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *in, *out;
-        int family;
-    } good[] = {
-        {"127.0.0.1:6379", "127.0.0.1:6379", AF_INET},
-        {"10.1.2.3:1", "10.1.2.3:1", AF_INET},
-        {"0.0.0.0:65535", "0.0.0.0:65535", AF_INET},
-        {"[::1]:6379", "[::1]:6379", AF_INET6},
-        {"[2001:db8:0::1]:80", "[2001:db8::1]:80", AF_INET6},
-        {"unix:/run/redis/redis.sock", "unix:/run/redis/redis.sock", AF_UNIX},
-        {"127.0.0.1:06379", "127.0.0.1:6379", AF_INET},
-    };
-    static const struct {
-        const char *in, *why;
-    } bad[] = {
-        {"127.0.0.1:0", "bad port"},
-        {"127.0.0.1:65536", "bad port"},
-        {"127.0.0.1:abc", "bad port"},
-        {"127.0.0.1:-1", "bad port"},
-        {"127.0.0.1: 1", "bad port"},
-        {"127.0.0.1", "missing port"},
-        {"127.0.0.1:", "missing port"},
-        {":6379", "missing host"},
-        {"[::1]", "missing port"},
-        {"[::1]:", "missing port"},
-        {"[::1:6379", "missing ']'"},
-        {"[]:6379", "missing host"},
-        {"::1:6379", "[ADDRESS]:PORT"},
-        {"[127.0.0.1]:6379", "cannot resolve"},
-        {"unix:relative/path", "must be absolute"},
-        {"unix:", "must be absolute"},
-        {"", "missing port"},
-    };
-    struct conf_addr a;
-    char err[256], buf[256], longpath[200];
-
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        err[0] = '\0';
-        if (conf_parse_address(good[i].in, &a, err, sizeof(err)) != 0)
-            fail_msg("\"%s\" rejected: %s", good[i].in, err);
-        assert_int_equal(a.family, good[i].family);
-        conf_addr_format(&a, buf, sizeof(buf));
-        assert_string_equal(buf, good[i].out);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        err[0] = '\0';
-        if (conf_parse_address(bad[i].in, &a, err, sizeof(err)) != -1)
-            fail_msg("\"%s\" accepted", bad[i].in);
-        if (strstr(err, bad[i].why) == NULL)
-            fail_msg("\"%s\": reason \"%s\" lacks \"%s\"", bad[i].in, err, bad[i].why);
-    }
-
-    /* a host name is resolved once, to a numeric address; IPv4 first when it has both */
-    assert_int_equal(conf_parse_address("localhost:6379", &a, err, sizeof(err)), 0);
-    conf_addr_format(&a, buf, sizeof(buf));
-    if (strcmp(buf, "127.0.0.1:6379") != 0)
-        fail_msg("localhost resolved to %s", buf);
-    assert_int_equal(conf_parse_address("[::1]:6379", &a, err, sizeof(err)), 0);
-    assert_int_equal(a.family, AF_INET6);
-
-    /* sun_path holds 107 bytes and the NUL */
-    longpath[0] = '/';
-    memset(longpath + 1, 'p', 106);
-    strcpy(longpath + 107, "");
-    snprintf(buf, sizeof(buf), "unix:%s", longpath);
-    assert_int_equal(conf_parse_address(buf, &a, err, sizeof(err)), 0);
-    assert_string_equal(a.path, longpath);
-    snprintf(buf, sizeof(buf), "unix:%sp", longpath);
-    assert_int_equal(conf_parse_address(buf, &a, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "longer than 107 bytes"));
-}
-
-static void
 test_errors_accumulate(void **state)
 {
     (void)state;
@@ -915,10 +939,13 @@ main(void)
         cmocka_unit_test(test_syntax_variants),
         cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_load_no_resolve),
         cmocka_unit_test(test_missing_zookeeper),
         cmocka_unit_test(test_sections),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_key_sections),
+        cmocka_unit_test(test_key_overrides),
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_line_length),
         cmocka_unit_test(test_bad_durations),
@@ -932,7 +959,6 @@ main(void)
         cmocka_unit_test(test_no_secret_in_errors),
         cmocka_unit_test(test_instance_equal),
         cmocka_unit_test(test_parse_duration),
-        cmocka_unit_test(test_parse_address),
         cmocka_unit_test(test_errors_accumulate),
     };
 

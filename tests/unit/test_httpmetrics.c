@@ -23,7 +23,7 @@
 /* The fixture: a fresh loop, a server on a free loopback port, the body it serves. */
 struct fix {
     struct ev_loop *loop;
-    struct conf_addr addr;
+    struct addr addr;
     struct httpmetrics *srv;
     size_t body_size; /* 0: a short exposition */
     int calls;        /* times the body callback ran */
@@ -322,7 +322,7 @@ test_listen_errors(void **state)
 {
     struct fix *f = *state;
     char err[256] = "";
-    struct conf_addr bad = f->addr;
+    struct addr bad = f->addr;
 
     /* The port is taken (by the fixture's own server). */
     assert_null(httpmetrics_listen(f->loop, &f->addr, test_body, f, err, sizeof(err)));
