@@ -118,15 +118,6 @@ agent_start(struct agent *a)
     return 0;
 }
 
-void
-agent_instance_changed(struct agent *a, struct inst *inst, int what)
-{
-    (void)what;
-    a->c.state_changes++;
-    if (a->zk != NULL && inst->health.state != INST_UNKNOWN)
-        zkpub_update(a->zk, inst);
-}
-
 /* ---- reload ---- */
 
 static int
@@ -217,7 +208,7 @@ apply_conf(struct agent *a, struct conf *nc)
         next = TAILQ_NEXT(inst, link);
         const struct conf_instance *nci = conf_find_instance(nc, inst->conf->name);
         if (nci != NULL && conf_instance_equal(nci, inst->conf)) {
-            inst->conf = nci;
+            inst_set_conf(inst, nci);
             continue;
         }
         if (nci != NULL)

@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "log.h"
 #include "util.h"
+#include "zkpub.h"
 
 static void period_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
@@ -129,7 +130,7 @@ period_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     a->inflight++;
-    probe_start(inst);
+    probe_start(&inst->probe);
 }
 
 static void
@@ -142,10 +143,15 @@ count_latency(struct agent_counters *c, int64_t us)
             c->latency_bucket[i]++;
 }
 
-/* The probe module reports a completed probe (possibly from inside probe_start()). */
+/*
+ * The one path of a probe's result (INST's probe_done_fn, possibly called from inside
+ * probe_start()): the counters, TILT, the health state machine, and on an edge the one log
+ * line, state_changes and the publication.
+ */
 static void
-probe_done(struct inst *inst, const struct probe_result *r, int tilt)
+inst_record(void *ud, const struct probe_result *r, int tilt)
 {
+    struct inst *inst = ud;
     struct agent *a = inst->agent;
     int64_t now = util_wall_ms();
 
@@ -187,8 +193,11 @@ probe_done(struct inst *inst, const struct probe_result *r, int tilt)
     if ((what & HEALTH_ROLE_CHANGED) && old_state == INST_UP && inst->health.state == INST_UP)
         log_info(inst->logname, "role %s -> %s", health_role_name(old_role),
                  health_role_name(inst->health.role));
-    if (what)
-        agent_instance_changed(a, inst, what);
+    if (what) {
+        a->c.state_changes++;
+        if (a->zk != NULL)
+            zkpub_update(a->zk, inst);
+    }
 
     /*
      * A first failure of an instance still up is re-checked at once instead of a whole
@@ -203,8 +212,9 @@ probe_done(struct inst *inst, const struct probe_result *r, int tilt)
  * once per interval, so a server that closes every connection it accepts cannot make us spin.
  */
 static void
-probe_eof(struct inst *inst)
+inst_link_eof(void *ud)
 {
+    struct inst *inst = ud;
     ev_tstamp now = ev_now(inst->agent->loop);
 
     if (now - inst->last_eof_probe < (double)inst->conf->interval_ms / 1000.0) {
@@ -219,20 +229,22 @@ probe_eof(struct inst *inst)
 struct inst *
 inst_new(struct agent *a, const struct conf_instance *conf)
 {
-    static int callbacks_set;
     struct inst *inst = xcalloc(1, sizeof(*inst));
 
-    if (!callbacks_set) {
-        probe_set_callbacks(probe_done, probe_eof);
-        callbacks_set = 1;
-    }
     inst->agent = a;
     inst->conf = conf;
     snprintf(inst->logname, sizeof(inst->logname), "instance %s", conf->name);
     ev_init(&inst->period, period_cb);
     inst->period.data = inst;
-    probe_init(inst);
+    probe_init(&inst->probe, a->loop, conf, inst_record, inst_link_eof, inst);
     return inst;
+}
+
+void
+inst_set_conf(struct inst *inst, const struct conf_instance *conf)
+{
+    inst->conf = conf;
+    inst->probe.conf = conf;
 }
 
 /*
@@ -307,7 +319,7 @@ inst_stop(struct inst *inst)
     ev_timer_stop(inst->agent->loop, &inst->period);
     if (inst->probe.inflight)
         inst->agent->inflight--;
-    probe_close(inst);
+    probe_close(&inst->probe);
 }
 
 void
@@ -316,6 +328,6 @@ inst_free(struct inst *inst)
     if (inst == NULL)
         return;
     inst_stop(inst);
-    probe_free(inst);
+    probe_free(&inst->probe);
     free(inst);
 }

@@ -85,7 +85,4 @@ void agent_free(struct agent *a);
 /* Re-reads the config file and applies it as a diff (SIGHUP). */
 void agent_reload(struct agent *a);
 
-/* Called by an instance after its state or role changed (and was logged): publishes it. */
-void agent_instance_changed(struct agent *a, struct inst *inst, int what);
-
 #endif

@@ -44,6 +44,9 @@ TAILQ_HEAD(inst_list, inst);
 /* Allocates an instance for CONF; it does nothing until inst_start(). */
 struct inst *inst_new(struct agent *a, const struct conf_instance *conf);
 
+/* Re-points INST (and its probe) at CONF, an identical section of a reloaded config. */
+void inst_set_conf(struct inst *inst, const struct conf_instance *conf);
+
 /*
  * Sizes the probe rounds for the instances of CONF (at start and on every reload): probes fall
  * due together, once per round, instead of each at its own moment.
