@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "report.h"
 #include "util.h"
 #include "zkpub.h"
 
@@ -195,8 +196,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
                  health_role_name(inst->health.role));
     if (what) {
         a->c.state_changes++;
-        if (a->zk != NULL)
-            zkpub_update(a->zk, inst);
+        inst_publish(inst);
     }
 
     /*
@@ -238,6 +238,34 @@ inst_new(struct agent *a, const struct conf_instance *conf)
     inst->period.data = inst;
     probe_init(&inst->probe, a->loop, conf, inst_record, inst_link_eof, inst);
     return inst;
+}
+
+/* INST's node's zkpub_render_fn: the status document, rendered when the node is written. */
+static void
+inst_render(void *ud, struct sbuf *out)
+{
+    struct inst *inst = ud;
+
+    report_status_doc(inst, inst->agent->conf->name, out);
+}
+
+void
+inst_publish(struct inst *inst)
+{
+    struct zkpub *z = inst->agent->zk;
+
+    if (z == NULL || inst->health.state == INST_UNKNOWN)
+        return;
+    if (inst->zn == NULL)
+        inst->zn = zkpub_node_new(z, inst->conf->cluster, inst->conf->name, inst_render, inst);
+    zkpub_node_changed(z, inst->zn);
+}
+
+void
+inst_unpublish(struct inst *inst)
+{
+    zkpub_node_remove(inst->agent->zk, inst->zn);
+    inst->zn = NULL;
 }
 
 void

@@ -1,4 +1,4 @@
-/* zkpub.c -- publishing instance states to ZooKeeper: session, containers, ephemeral nodes,
+/* zkpub.c -- publishing documents to ZooKeeper as ephemeral nodes: session, containers, nodes,
  * watches. */
 #include "zkpub.h"
 
@@ -12,13 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <zookeeper/zookeeper.h>
 
-#include "agent.h"
-#include "instance.h"
 #include "log.h"
-#include "report.h"
 #include "util.h"
 #include "zkqueue.h"
 
@@ -60,19 +56,19 @@ struct zkcont {
 
 /*
  * One ephemeral node we publish: an instance's or the agent's own. Owner: the publisher's
- * node list; created by zkpub_update() (or zkpub_new() for the agent node). It outlives its
- * instance after zkpub_remove() as long as a request or a watch still refers to it, and is
- * freed by node_maybe_free() or zkpub_free(). The node pointer is the long-lived context of
- * its exists-watch: registered once per session, re-armed only when it fired.
+ * node list; created by zkpub_node_new(). It outlives its caller's handle after
+ * zkpub_node_remove() as long as a request or a watch still refers to it, and is freed by
+ * node_maybe_free() or zkpub_free(). The node pointer is the long-lived context of its
+ * exists-watch: registered once per session, re-armed only when it fired.
  */
 struct zknode {
     TAILQ_ENTRY(zknode) link;
     TAILQ_ENTRY(zknode) wait_link; /* on the publisher's list of nodes waiting for a watch */
     struct zkpub *z;
-    struct inst *inst; /* NULL for the agent node and once detached */
+    zkpub_render_fn *render; /* the caller's; NULL once removed */
+    void *ud;
     struct zkcont *parent;
     char *path;
-    int is_agent;
     int removed;       /* wanted gone: delete, then free */
     int busy;          /* one request in flight, never more */
     int created;       /* holds our data under our current session */
@@ -81,9 +77,8 @@ struct zknode {
     int solo;          /* a multi with it failed: written alone in this session */
     int waiting;       /* on z->waiting: its watch is sent once the creates are answered */
     int32_t version;   /* data version of our last write, -1 unknown */
-    uint64_t want_gen; /* generation of the desired document */
+    uint64_t want_gen; /* generation of the desired document (0: nothing to write yet) */
     uint64_t done_gen; /* generation ZooKeeper holds (0: none or unknown) */
-    int agent_count;   /* agent node: the instance count last rendered */
     int fails;
     ev_tstamp retry_at;
 };
@@ -123,15 +118,30 @@ struct zkreq {
 };
 
 /*
+ * The publisher's life, one state at a time (the stats socket's zk_state in quotes):
+ * - ZK_CLOSED: no handle, zookeeper_init() failed; the tick tries again ("closed");
+ * - ZK_CONNECTING: a handle, not connected: its first connection, or after a loss
+ *   ("connecting");
+ * - ZK_CONNECTED: connected, with a session ("connected");
+ * - ZK_STOPPING: shutting down, still connected, deleting our nodes ("connected"); any loss
+ *   of the connection ends it;
+ * - ZK_FINISHED: closed for good, shut down or retired ("closed").
+ * A session that expires is replaced at once, so "expired" is never seen from the loop.
+ */
+enum zkstate { ZK_CLOSED = 0, ZK_CONNECTING, ZK_CONNECTED, ZK_STOPPING, ZK_FINISHED };
+
+/*
  * The publisher. Owner: the agent (a->zk); created by zkpub_new(), released by
- * zkpub_free(). After zkpub_retire() the agent's zk_retired list holds it and the closer
+ * zkpub_free(). After zkpub_retire() it is on the retired list it was given and the closer
  * thread owns its handle (zh_closing) until zookeeper_close() returns; on_close_done then
  * frees it on the loop. Every other field is read and written on the loop thread only; the
  * client's threads reach it through the queue alone.
  */
 struct zkpub {
-    struct agent *a;
     struct ev_loop *loop;
+    struct zkpub_settings set; /* our copy: its strings point into set_buf */
+    char *set_buf;
+    const char *root; /* set.root, "" for "/" */
     zhandle_t *zh;
     char *hosts; /* numeric host:port list, resolved once at start */
     struct zkqueue queue;
@@ -144,13 +154,10 @@ struct zkpub {
     int nremoved; /* nodes with removed set: zkpub_update() searches them only if any */
     TAILQ_HEAD(, zknode) waiting; /* created nodes whose exists-watch waits for the creates */
     TAILQ_HEAD(, zkreq) reqs;
-    struct zknode *agent_node;
     struct ACL acl_entries[2];
     struct ACL_vector acl;
-    const char *state; /* connected, connecting, expired, closed */
-    int connected;
-    int ever_connected;
-    int lost;             /* a connection was lost since the last CONNECTED */
+    enum zkstate state;
+    uint64_t connects;    /* connections made: every one after the first is a reconnect */
     ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
     int64_t session_id;
     int pending;
@@ -162,13 +169,11 @@ struct zkpub {
     uint64_t reconnects;
     uint64_t sessions_expired;
     uint64_t conflicts;
-    int stopping;
-    int closed;
-    int retired;                /* zkpub_retire() started `closer` (joined by zkpub_free) */
-    pthread_t closer;           /* closes zh_closing, then signals close_done */
-    zhandle_t *zh_closing;      /* the handle `closer` owns */
-    ev_async close_done;        /* `closer` returned: free the publisher on the loop */
-    struct zkpub *next_retired; /* on a->zk_retired */
+    pthread_t closer;                /* closes zh_closing, then signals close_done */
+    zhandle_t *zh_closing;           /* the handle `closer` owns; set while it runs */
+    ev_async close_done;             /* `closer` returned: free the publisher on the loop */
+    struct zkpub_list *retired;      /* the list it is on after zkpub_retire(), or NULL */
+    TAILQ_ENTRY(zkpub) retired_link; /* on *retired */
     void (*done)(void *);
     void *done_arg;
 };
@@ -358,25 +363,11 @@ req_sent(struct zkreq *r, int rc)
 
 /* ---- documents ---- */
 
+/* Renders N's current document (its owner's business) into SB. */
 static void
 node_render(struct zknode *n, struct sbuf *sb)
 {
-    struct agent *a = n->z->a;
-
-    if (n->is_agent) {
-        json_t *o = json_pack("{s:s, s:I, s:s, s:I, s:i}", "agent", a->conf->name, "pid",
-                              (json_int_t)getpid(), "version", SA_VERSION, "started_ms",
-                              (json_int_t)a->started_ms, "instances", a->ninstances);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-        if (s)
-            sbuf_adds(sb, s);
-        free(s);
-        json_decref(o);
-        n->agent_count = a->ninstances;
-    } else if (n->inst) {
-        report_status_doc(n->inst, a->conf->name, sb);
-    }
+    n->render(n->ud, sb);
 }
 
 /* Returns 1 if DATA is a document written by an agent of our name (a previous incarnation). */
@@ -390,7 +381,7 @@ doc_is_ours(const struct zkpub *z, const char *data, int len)
         return 0;
     o = json_loadb(data, (size_t)len, 0, NULL);
     if (o && (v = json_object_get(o, "agent")) != NULL && json_is_string(v) &&
-        strcmp(json_string_value(v), z->a->conf->name) == 0)
+        strcmp(json_string_value(v), z->set.agent_name) == 0)
         ours = 1;
     json_decref(o);
     return ours;
@@ -415,13 +406,6 @@ node_set_watched(struct zknode *n, int on)
         return;
     n->watched = on;
     n->z->watches += on ? 1 : -1;
-}
-
-static void
-node_update_published(struct zknode *n)
-{
-    if (n->inst)
-        n->inst->published = n->created && n->done_gen == n->want_gen && !n->removed;
 }
 
 static struct zkcont *
@@ -459,7 +443,6 @@ node_new(struct zkpub *z, struct zkcont *parent, const char *name)
     n->parent = parent;
     n->path = path_join(parent->path, name);
     n->version = -1;
-    n->want_gen = 1;
     TAILQ_INSERT_TAIL(&z->nodes, n, link);
     return n;
 }
@@ -475,16 +458,6 @@ node_set_waiting(struct zknode *n, int on)
         TAILQ_INSERT_TAIL(&n->z->waiting, n, wait_link);
     else
         TAILQ_REMOVE(&n->z->waiting, n, wait_link);
-}
-
-/* N stops representing its instance (removed, shutdown, publisher replaced or freed). */
-static void
-node_detach(struct zknode *n)
-{
-    if (n->inst) {
-        n->inst->zn = NULL;
-        n->inst = NULL;
-    }
 }
 
 /* ZooKeeper confirmed our create of N with the document of generation GEN. */
@@ -516,8 +489,6 @@ node_maybe_free(struct zknode *n)
         return;
     node_set_waiting(n, 0);
     node_set_removed(n, 0);
-    if (n == n->z->agent_node)
-        n->z->agent_node = NULL;
     TAILQ_REMOVE(&n->z->nodes, n, link);
     free(n->path);
     free(n);
@@ -547,7 +518,6 @@ zk_forget_session(struct zkpub *z)
         n->fails = 0;
         n->retry_at = 0;
         node_set_watched(n, 0);
-        node_update_published(n);
         node_maybe_free(n);
     }
 }
@@ -557,7 +527,8 @@ zk_forget_session(struct zkpub *z)
 static int
 zk_ready(const struct zkpub *z)
 {
-    return z->zh != NULL && z->connected && z->session_id != 0;
+    return z->zh != NULL && (z->state == ZK_CONNECTED || z->state == ZK_STOPPING) &&
+           z->session_id != 0;
 }
 
 static void
@@ -787,7 +758,6 @@ on_batch_reply(struct zkpub *z, struct zkbatch *b, int rc)
         } else if (solo) {
             n->solo = 1;
         }
-        node_update_published(n);
     }
     for (int i = 0; i < b->count; i++)
         node_reconcile(b->nodes[i]);
@@ -819,20 +789,18 @@ node_reconcile(struct zknode *n)
             node_send_delete(n, ZKOP_DELETE, -1);
         else if (n->created)
             batch_add(n, ZKOP_DELETE);
-        else if (n->watched && !z->stopping)
+        else if (n->watched && z->state < ZK_STOPPING)
             node_send_unwatch(n);
         else
             node_maybe_free(n);
         return;
     }
-    if (z->stopping)
+    if (z->state >= ZK_STOPPING || n->want_gen == 0)
         return;
     if (!n->parent->done) {
         cont_reconcile(z, n->parent);
         return;
     }
-    if (n->is_agent && n->agent_count != z->a->ninstances && n->done_gen == n->want_gen)
-        n->want_gen++;
     if (n->conflict) {
         if (!n->watched)
             node_send_exists(n);
@@ -1007,7 +975,6 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
     default:
         break;
     }
-    node_update_published(n);
 }
 
 static void
@@ -1015,7 +982,7 @@ on_watch(struct zkpub *z, struct zknode *n, int type)
 {
     node_set_watched(n, 0);
     if (type == ZOO_DELETED_EVENT) {
-        if (n->created && !n->busy && !n->removed && !z->stopping)
+        if (n->created && !n->busy && !n->removed && z->state < ZK_STOPPING)
             log_warn(ZK_COMP, "%s vanished (not deleted by us): re-creating it", n->path);
         if (!n->busy)
             n->created = 0;
@@ -1023,7 +990,6 @@ on_watch(struct zkpub *z, struct zknode *n, int type)
         n->fails = 0;
         n->retry_at = 0;
     }
-    node_update_published(n);
 }
 
 /* ---- session ---- */
@@ -1031,7 +997,6 @@ on_watch(struct zkpub *z, struct zknode *n, int type)
 static int
 zk_open(struct zkpub *z)
 {
-    struct conf *conf = z->a->conf;
     sigset_t block, old;
     enum log_level ll = log_get_level();
     int err;
@@ -1046,24 +1011,23 @@ zk_open(struct zkpub *z)
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    z->zh = zookeeper_init2(z->hosts, cb_session, (int)conf->zk_session_timeout_ms, NULL, z,
+    z->zh = zookeeper_init2(z->hosts, cb_session, (int)z->set.session_timeout_ms, NULL, z,
                             ZOO_NO_LOG_CLIENTENV, cb_log);
     err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    z->connected = 0;
     z->session_id = 0;
     z->lost_since = ev_now(z->loop);
     if (z->zh == NULL) {
         log_error(ZK_COMP, "cannot start a session with %s: %s", z->hosts, strerror(err));
-        z->state = "closed";
+        z->state = ZK_CLOSED;
         return -1;
     }
-    z->state = "connecting";
+    z->state = ZK_CONNECTING;
     zoo_set_servers_resolution_delay(z->zh, -1);
-    if (conf->zk_auth)
-        zoo_add_auth(z->zh, "digest", conf->zk_auth, (int)strlen(conf->zk_auth), NULL, NULL);
+    if (z->set.auth)
+        zoo_add_auth(z->zh, "digest", z->set.auth, (int)strlen(z->set.auth), NULL, NULL);
     log_info(ZK_COMP, "connecting to %s (session timeout %" PRId64 "ms)", z->hosts,
-             conf->zk_session_timeout_ms);
+             z->set.session_timeout_ms);
     return 0;
 }
 
@@ -1107,7 +1071,6 @@ zk_close(struct zkpub *z)
         return;
     batch_discard(z);
     z->zh = NULL;
-    z->connected = 0;
     zookeeper_close(zh);
     zk_after_close(z);
 }
@@ -1116,7 +1079,7 @@ static void
 zk_restart(struct zkpub *z)
 {
     zk_close(z);
-    if (!z->stopping)
+    if (z->state < ZK_STOPPING)
         zk_open(z);
 }
 
@@ -1128,7 +1091,7 @@ on_session(struct zkpub *z, const struct zkev *e)
     if (e->state == ZOO_CONNECTED_STATE) {
         int fresh = e->session_id != z->session_id;
 
-        if (z->lost || (fresh && z->ever_connected))
+        if (z->connects++ > 0)
             z->reconnects++;
         if (fresh) {
             zk_forget_session(z);
@@ -1138,37 +1101,31 @@ on_session(struct zkpub *z, const struct zkev *e)
         } else {
             log_info(ZK_COMP, "reconnected, session 0x%" PRIx64 " kept", (uint64_t)z->session_id);
         }
-        z->connected = 1;
-        z->ever_connected = 1;
-        z->lost = 0;
-        z->state = "connected";
+        if (z->state != ZK_STOPPING)
+            z->state = ZK_CONNECTED;
         zk_reconcile_all(z);
     } else if (e->state == ZOO_EXPIRED_SESSION_STATE) {
         z->sessions_expired++;
-        z->state = "expired";
-        z->lost = 1;
         log_warn(ZK_COMP, "session 0x%" PRIx64 " expired: starting a new one",
                  (uint64_t)z->session_id);
-        if (z->stopping)
+        if (z->state == ZK_STOPPING)
             zk_finish(z);
         else
             zk_restart(z);
     } else if (e->state == ZOO_AUTH_FAILED_STATE) {
-        z->lost = 1;
         log_error(ZK_COMP, "authentication failed: starting a new session");
-        if (z->stopping)
+        if (z->state == ZK_STOPPING)
             zk_finish(z);
         else
             zk_restart(z);
-    } else if (z->connected) {
-        z->connected = 0;
-        z->lost = 1;
+    } else if (z->state == ZK_CONNECTED || z->state == ZK_STOPPING) {
         z->lost_since = ev_now(z->loop);
-        z->state = "connecting";
         log_warn(ZK_COMP, "connection lost, session 0x%" PRIx64 " kept while reconnecting",
                  (uint64_t)z->session_id);
-        if (z->stopping)
+        if (z->state == ZK_STOPPING)
             zk_finish(z);
+        else
+            z->state = ZK_CONNECTING;
     }
 }
 
@@ -1234,7 +1191,7 @@ on_async(struct ev_loop *loop, ev_async *w, int revents)
     (void)loop;
     (void)revents;
     zk_drain(z);
-    if (z->stopping && !z->closed && (!z->connected || zk_all_deleted(z)))
+    if (z->state == ZK_STOPPING && (!zk_ready(z) || zk_all_deleted(z)))
         zk_finish(z);
 }
 
@@ -1243,19 +1200,18 @@ on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct zkpub *z = w->data;
     ev_tstamp lost_for = ev_now(loop) - z->lost_since;
-    double limit = ZK_LOST_FACTOR * (double)z->a->conf->zk_session_timeout_ms / 1000.0;
+    double limit = ZK_LOST_FACTOR * (double)z->set.session_timeout_ms / 1000.0;
 
     (void)revents;
-    if (z->stopping)
+    if (z->state >= ZK_STOPPING)
         return;
     if (z->zh == NULL) {
         zk_open(z);
         return;
     }
-    if (!z->connected && z->session_id != 0 && lost_for > limit) {
+    if (z->state == ZK_CONNECTING && z->session_id != 0 && lost_for > limit) {
         log_warn(ZK_COMP, "not connected for %.0fs: giving up session 0x%" PRIx64, lost_for,
                  (uint64_t)z->session_id);
-        z->state = "expired";
         zk_restart(z);
         return;
     }
@@ -1281,16 +1237,17 @@ on_done_timer(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 zk_finish(struct zkpub *z)
 {
-    if (z->closed)
+    int unfinished = zk_ready(z) && !zk_all_deleted(z);
+
+    if (z->state == ZK_FINISHED)
         return;
-    z->closed = 1;
+    z->state = ZK_FINISHED;
     ev_timer_stop(z->loop, &z->tick);
     ev_timer_stop(z->loop, &z->finish_timer);
-    if (z->zh && z->connected && !zk_all_deleted(z))
+    if (unfinished)
         log_warn(ZK_COMP, "shutdown: not every node deleted in time; closing the session");
     zk_close(z);
     zkqueue_stop(&z->queue);
-    z->state = "closed";
     log_info(ZK_COMP, "session closed");
     ev_timer_init(&z->finish_timer, on_done_timer, 0., 0.);
     z->finish_timer.data = z;
@@ -1351,24 +1308,55 @@ zk_resolve_hosts(const char *hosts)
     return out.buf;
 }
 
-struct zkpub *
-zkpub_new(struct agent *a)
+int
+zkpub_settings_equal(const struct zkpub_settings *a, const struct zkpub_settings *b)
 {
-    struct zkpub *z = xcalloc(1, sizeof(*z));
-    struct conf *conf = a->conf;
-    const char *root = strcmp(conf->zk_root, "/") == 0 ? "" : conf->zk_root;
-    struct zkcont *agents;
-    struct inst *inst;
+    return strcmp(a->hosts, b->hosts) == 0 && strcmp(a->root, b->root) == 0 &&
+           a->session_timeout_ms == b->session_timeout_ms &&
+           (a->auth == NULL) == (b->auth == NULL) &&
+           (a->auth == NULL || strcmp(a->auth, b->auth) == 0) &&
+           strcmp(a->agent_name, b->agent_name) == 0;
+}
+
+/* Copies S into Z->set, its strings in one buffer of Z's. */
+static void
+settings_copy(struct zkpub *z, const struct zkpub_settings *s)
+{
+    const char *strs[] = {s->hosts, s->root, s->auth ? s->auth : "", s->agent_name};
+    const char **dst[] = {&z->set.hosts, &z->set.root, &z->set.auth, &z->set.agent_name};
+    size_t len = 0;
     char *p;
 
-    z->a = a;
-    z->loop = a->loop;
-    z->state = "connecting";
+    for (size_t i = 0; i < ARRAY_LEN(strs); i++)
+        len += strlen(strs[i]) + 1;
+    p = z->set_buf = xmalloc(len);
+    for (size_t i = 0; i < ARRAY_LEN(strs); i++) {
+        size_t n = strlen(strs[i]) + 1;
+
+        memcpy(p, strs[i], n);
+        *dst[i] = p;
+        p += n;
+    }
+    if (s->auth == NULL)
+        z->set.auth = NULL;
+    z->set.session_timeout_ms = s->session_timeout_ms;
+}
+
+struct zkpub *
+zkpub_new(struct ev_loop *loop, const struct zkpub_settings *s)
+{
+    struct zkpub *z = xcalloc(1, sizeof(*z));
+    char *p;
+
+    z->loop = loop;
+    settings_copy(z, s);
+    z->root = strcmp(z->set.root, "/") == 0 ? "" : z->set.root;
+    z->state = ZK_CONNECTING;
     TAILQ_INIT(&z->conts);
     TAILQ_INIT(&z->nodes);
     TAILQ_INIT(&z->waiting);
     TAILQ_INIT(&z->reqs);
-    if (conf->zk_auth) {
+    if (z->set.auth) {
         z->acl_entries[0].perms = ZOO_PERM_ALL;
         z->acl_entries[0].id = ZOO_AUTH_IDS;
         z->acl_entries[1].perms = ZOO_PERM_READ;
@@ -1378,27 +1366,17 @@ zkpub_new(struct agent *a)
     } else {
         z->acl = ZOO_OPEN_ACL_UNSAFE;
     }
-    /* Containers in creation order: the root's ancestors, the root, agents, each cluster. */
-    p = xstrdup(root);
-    for (char *s = strchr(p + (*p != '\0'), '/'); s; s = strchr(s + 1, '/')) {
-        *s = '\0';
+    /* Containers in creation order: the root's ancestors, the root; then each node's own. */
+    p = xstrdup(z->root);
+    for (char *c = strchr(p + (*p != '\0'), '/'); c; c = strchr(c + 1, '/')) {
+        *c = '\0';
         cont_get(z, p);
-        *s = '/';
+        *c = '/';
     }
-    if (*root)
-        cont_get(z, root);
+    if (*z->root)
+        cont_get(z, z->root);
     free(p);
-    p = path_join(root, "agents");
-    agents = cont_get(z, p);
-    free(p);
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        p = path_join(root, inst->conf->cluster);
-        cont_get(z, p);
-        free(p);
-    }
-    z->agent_node = node_new(z, agents, conf->name);
-    z->agent_node->is_agent = 1;
-    z->hosts = zk_resolve_hosts(conf->zk_hosts);
+    z->hosts = zk_resolve_hosts(z->set.hosts);
 
     zkqueue_init(&z->queue, z->loop, on_async, z);
     ev_timer_init(&z->tick, on_tick, ZK_TICK_S, ZK_TICK_S);
@@ -1409,79 +1387,89 @@ zkpub_new(struct agent *a)
     ev_prepare_init(&z->flush, on_flush);
     z->flush.data = z;
     zk_open(z);
-    /* A publisher made again (reload with new settings) takes over the instances' states. */
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        if (inst->health.state != INST_UNKNOWN)
-            zkpub_update(z, inst);
-    }
     return z;
 }
 
 void
-zkpub_update(struct zkpub *z, struct inst *inst)
+zkpub_add_dir(struct zkpub *z, const char *dir)
 {
-    struct zknode *n;
+    char *cpath = path_join(z->root, dir);
 
-    if (z == NULL || z->stopping)
-        return;
-    if ((n = inst->zn) == NULL) {
-        const char *root = strcmp(z->a->conf->zk_root, "/") == 0 ? "" : z->a->conf->zk_root;
-        char *cpath = path_join(root, inst->conf->cluster);
-        char *path = path_join(cpath, inst->conf->name);
+    cont_get(z, cpath);
+    free(cpath);
+}
 
-        /*
-         * A node still being deleted after a reload dropped it is taken back. Only then is
-         * the list searched: at start-up 10,000 first publications would make it quadratic.
-         */
-        n = NULL;
-        if (z->nremoved > 0)
-            TAILQ_FOREACH (n, &z->nodes, link)
-                if (n->removed && !n->is_agent && strcmp(n->path, path) == 0)
-                    break;
-        if (n) {
-            node_set_removed(n, 0);
-        } else {
-            n = node_new(z, cont_get(z, cpath), inst->conf->name);
-        }
-        free(path);
-        free(cpath);
-        n->inst = inst;
-        inst->zn = n;
-        cont_reconcile(z, n->parent);
-    }
-    n->want_gen++;
-    inst->published = 0;
-    node_reconcile(n);
-    if (z->agent_node)
-        node_reconcile(z->agent_node);
+struct zknode *
+zkpub_node_new(struct zkpub *z, const char *dir, const char *name, zkpub_render_fn *render,
+               void *ud)
+{
+    struct zknode *n = NULL;
+    char *cpath, *path;
+
+    if (z->state >= ZK_STOPPING)
+        return NULL;
+    cpath = path_join(z->root, dir);
+    path = path_join(cpath, name);
+    /*
+     * A node still being deleted after a reload dropped it is taken back. Only then is the
+     * list searched: at start-up 10,000 first publications would make it quadratic.
+     */
+    if (z->nremoved > 0)
+        TAILQ_FOREACH (n, &z->nodes, link)
+            if (n->removed && strcmp(n->path, path) == 0)
+                break;
+    if (n)
+        node_set_removed(n, 0);
+    else
+        n = node_new(z, cont_get(z, cpath), name);
+    free(path);
+    free(cpath);
+    n->render = render;
+    n->ud = ud;
+    cont_reconcile(z, n->parent);
+    return n;
 }
 
 void
-zkpub_remove(struct zkpub *z, struct inst *inst)
+zkpub_node_changed(struct zkpub *z, struct zknode *n)
 {
-    struct zknode *n = inst->zn;
+    if (n == NULL || z->state >= ZK_STOPPING)
+        return;
+    n->want_gen++;
+    node_reconcile(n);
+}
 
-    inst->published = 0;
-    if (n == NULL)
+int
+zkpub_node_published(const struct zknode *n)
+{
+    return n != NULL && n->created && n->want_gen != 0 && n->done_gen == n->want_gen && !n->removed;
+}
+
+void
+zkpub_node_remove(struct zkpub *z, struct zknode *n)
+{
+    if (z == NULL || n == NULL)
         return;
-    node_detach(n);
-    if (z == NULL)
-        return;
+    n->render = NULL;
+    n->ud = NULL;
     node_set_removed(n, 1);
     node_reconcile(n);
-    if (z->agent_node)
-        node_reconcile(z->agent_node);
 }
 
 void
 zkpub_get_stats(const struct zkpub *z, struct zkpub_stats *out)
 {
+    static const char *const names[] = {
+        [ZK_CLOSED] = "closed",      [ZK_CONNECTING] = "connecting", [ZK_CONNECTED] = "connected",
+        [ZK_STOPPING] = "connected", [ZK_FINISHED] = "closed",
+    };
+
     memset(out, 0, sizeof(*out));
     if (z == NULL) {
         out->state = "closed";
         return;
     }
-    out->state = z->state;
+    out->state = names[z->state];
     out->session_id = z->zh ? z->session_id : 0; /* kept while reconnecting */
     out->writes_ok = z->writes_ok;
     out->writes_failed = z->writes_failed;
@@ -1493,27 +1481,27 @@ zkpub_get_stats(const struct zkpub *z, struct zkpub_stats *out)
 }
 
 void
-zkpub_shutdown(struct zkpub *z, void (*done)(void *arg), void *arg)
+zkpub_shutdown(struct zkpub *z, double budget, void (*done)(void *arg), void *arg)
 {
     struct zknode *n;
-    double budget = (double)z->a->conf->shutdown_timeout_ms / 1000.0;
     double deletes = budget - ZK_CLOSE_MARGIN_S;
 
-    if (z->stopping)
+    if (z->state >= ZK_STOPPING)
         return;
-    z->stopping = 1;
     z->done = done;
     z->done_arg = arg;
     batch_discard(z); /* not sent: nothing of it to delete */
     TAILQ_FOREACH (n, &z->nodes, link) {
         node_set_removed(n, 1);
         n->retry_at = 0;
-        node_detach(n);
+        n->render = NULL;
+        n->ud = NULL;
     }
     if (!zk_ready(z)) {
         zk_finish(z); /* ZooKeeper unreachable: nothing to wait for */
         return;
     }
+    z->state = ZK_STOPPING;
     if (deletes < budget / 2)
         deletes = budget / 2;
     ev_timer_set(&z->finish_timer, deletes, 0.);
@@ -1543,33 +1531,33 @@ on_close_done(struct ev_loop *loop, ev_async *w, int revents)
 }
 
 void
-zkpub_retire(struct zkpub *z)
+zkpub_retire(struct zkpub *z, struct zkpub_list *retired)
 {
     struct zknode *n;
     sigset_t block, old;
+    zhandle_t *zh = z->zh;
     int rc;
 
     ev_timer_stop(z->loop, &z->tick);
     ev_timer_stop(z->loop, &z->finish_timer);
     batch_discard(z);
-    z->stopping = 1;
-    z->closed = 1;
-    z->state = "closed";
-    TAILQ_FOREACH (n, &z->nodes, link)
-        node_detach(n); /* the new publisher takes the instances over */
-    z->next_retired = z->a->zk_retired;
-    z->a->zk_retired = z;
-    if (z->zh == NULL) {
+    z->state = ZK_FINISHED;
+    TAILQ_FOREACH (n, &z->nodes, link) {
+        n->render = NULL; /* the callers' handles are gone */
+        n->ud = NULL;
+    }
+    z->retired = retired;
+    TAILQ_INSERT_TAIL(retired, z, retired_link);
+    if (zh == NULL) {
         zkpub_free(z);
         return;
     }
     /* From now on the loop sees no handle: events of the old one only release requests. */
-    z->zh_closing = z->zh;
     z->zh = NULL;
-    z->connected = 0;
     ev_async_init(&z->close_done, on_close_done);
     z->close_done.data = z;
     ev_async_start(z->loop, &z->close_done);
+    z->zh_closing = zh;
     sigfillset(&block);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     rc = pthread_create(&z->closer, NULL, closer_main, z);
@@ -1577,11 +1565,12 @@ zkpub_retire(struct zkpub *z)
     if (rc != 0) {
         log_warn(ZK_COMP, "cannot start a thread to close the old session (%s): closing it here",
                  strerror(rc));
-        zookeeper_close(z->zh_closing);
+        z->zh_closing = NULL;
+        ev_async_stop(z->loop, &z->close_done);
+        zookeeper_close(zh);
+        zk_after_close(z);
         zkpub_free(z);
-        return;
     }
-    z->retired = 1;
 }
 
 void
@@ -1594,25 +1583,19 @@ zkpub_free(struct zkpub *z)
         return;
     if (z->zh_closing != NULL) {
         /* Retired: its handle is closed (or being closed) on the closer thread. */
-        if (z->retired)
-            pthread_join(z->closer, NULL);
+        pthread_join(z->closer, NULL);
         ev_async_stop(z->loop, &z->close_done);
         z->zh_closing = NULL;
         zk_after_close(z);
     }
-    for (struct zkpub **p = &z->a->zk_retired; *p; p = &(*p)->next_retired) {
-        if (*p == z) {
-            *p = z->next_retired;
-            break;
-        }
-    }
+    if (z->retired != NULL)
+        TAILQ_REMOVE(z->retired, z, retired_link);
     ev_timer_stop(z->loop, &z->tick);
     ev_timer_stop(z->loop, &z->finish_timer);
     zk_close(z);
     zkqueue_destroy(&z->queue);
     while ((n = TAILQ_FIRST(&z->nodes)) != NULL) {
         TAILQ_REMOVE(&z->nodes, n, link);
-        node_detach(n);
         free(n->path);
         free(n);
     }
@@ -1622,5 +1605,6 @@ zkpub_free(struct zkpub *z)
         free(c);
     }
     free(z->hosts);
+    free(z->set_buf);
     free(z);
 }
