@@ -19,8 +19,8 @@ static void period_cb(struct ev_loop *loop, ev_timer *w, int revents);
  * fraction of its interval) and anchored at the agent's start, so instances with the same
  * interval are probed together, round by round (like Sentinel's 10 Hz cron), rather than each
  * at its own moment. One loop wake-up then sends a round's probes and a few more read their
- * replies: at N = 1,000 about 40 wake-ups a second instead of 240, and on a VM a wake-up costs
- * more CPU than a probe's own work (docs/performance.md: 27 -> 15 us per probe at N = 1,000).
+ * replies, instead of a wake-up per probe and per reply, and on a VM a wake-up costs more CPU
+ * than a probe's own work (the figures: docs/performance.md).
  * A round is at most INST_ROUND_MAX_S, and narrower when needed to keep its probes within half
  * of max_inflight. Each instance is still probed once per interval, and the deadlines, the
  * fastinter re-probe and the EOF path are not aligned to rounds: the rounds only choose the

@@ -71,12 +71,12 @@ struct zknode {
 
 /*
  * Creates and deletes gathered during one loop iteration, sent as one multi request:
- * ZooKeeper handles a multi of 100 creates for about a sixth of the server CPU of 100 single
- * creates, which is what publishing 10,000 nodes at start-up or after a new session, and
- * deleting them at shutdown, is limited by. Owner: the
- * publisher while open (z->batch, sent or discarded before the loop next sleeps), then its
- * request (r->batch), freed by zk_req_release(). The client reads OPS and writes RESULTS until
- * the completion, so they live here and not on a stack. Each node in it is busy.
+ * ZooKeeper spends far less server CPU per node on a multi of creates than on single creates
+ * (docs/performance.md), and that is what publishing thousands of nodes at start-up or after a
+ * new session, and deleting them at shutdown, is limited by. Owner: the publisher while open
+ * (z->batch, sent or discarded before the loop next sleeps), then its request (r->batch), freed by
+ * zk_req_release(). The client reads OPS and writes RESULTS until the completion, so they live here
+ * and not on a stack. Each node in it is busy.
  */
 struct zkbatch {
     int count;

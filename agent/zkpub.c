@@ -325,8 +325,8 @@ node_send_unwatch(struct zknode *n)
  * 3. a conflicting node is only watched, to be taken when its owner lets go;
  * 4. otherwise create it, rewrite it if the desired document is newer, then watch it.
  * While creates are being answered (start-up, a new session) the watches wait for them:
- * the server answers a session's requests in order, and 10,000 exists requests sent between
- * the creates would hold the last nodes back by most of a second.
+ * the server answers a session's requests in order, and thousands of exists requests sent
+ * between the creates would hold the last nodes back (docs/performance.md).
  */
 void
 zk_node_reconcile(struct zknode *n)
