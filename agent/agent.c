@@ -1,6 +1,7 @@
 /* agent.c -- the agent context: starting, reloading and stopping everything it owns. */
 #include "agent.h"
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     a->loop = loop;
     a->conf = conf;
     TAILQ_INIT(&a->instances);
+    TAILQ_INIT(&a->zk_retired);
     a->tune.collect = -1.;
     a->tune.io_on = -1;
     ev_signal_init(&a->sigterm, signal_cb, SIGTERM);
@@ -69,11 +71,84 @@ add_instance(struct agent *a, const struct conf_instance *ci)
 static void
 remove_instance(struct agent *a, struct inst *inst)
 {
-    if (a->zk != NULL)
-        zkpub_remove(a->zk, inst);
+    inst_unpublish(inst);
     TAILQ_REMOVE(&a->instances, inst, link);
     a->ninstances--;
     inst_free(inst);
+}
+
+/* ---- the publisher ---- */
+
+/* The [zookeeper] settings and agent name of CONF, as the publisher takes them (borrowed). */
+static void
+zk_settings(const struct conf *conf, struct zkpub_settings *s)
+{
+    s->hosts = conf->zk_hosts;
+    s->root = conf->zk_root;
+    s->auth = conf->zk_auth;
+    s->agent_name = conf->name;
+    s->session_timeout_ms = conf->zk_session_timeout_ms;
+}
+
+/*
+ * The agent node's zkpub_render_fn: {"agent","pid","version","started_ms","instances"},
+ * rendered whenever the publisher writes it (at its creation, on a new session, and after
+ * agent_count_changed() said the instance count moved).
+ */
+static void
+agent_doc(void *ud, struct sbuf *out)
+{
+    struct agent *a = ud;
+    json_t *o = json_pack("{s:s, s:I, s:s, s:I, s:i}", "agent", a->conf->name, "pid",
+                          (json_int_t)getpid(), "version", SA_VERSION, "started_ms",
+                          (json_int_t)a->started_ms, "instances", a->ninstances);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+    if (s)
+        sbuf_adds(out, s);
+    free(s);
+    json_decref(o);
+    a->zk_agent_count = a->ninstances;
+}
+
+/* Has the agent node rewritten if its document no longer says how many instances there are. */
+static void
+agent_count_changed(struct agent *a)
+{
+    if (a->zk != NULL && a->zk_agent_count != a->ninstances)
+        zkpub_node_changed(a->zk, a->zk_agent_node);
+}
+
+/*
+ * Makes the publisher of the running settings and hands it what there is to publish: the
+ * agent node, the instances' containers, and the state of every instance already probed (a
+ * publisher made again by a reload takes them over).
+ */
+static void
+publisher_start(struct agent *a)
+{
+    struct zkpub_settings s;
+    struct inst *inst;
+
+    zk_settings(a->conf, &s);
+    a->zk = zkpub_new(a->loop, &s);
+    a->zk_agent_node = zkpub_node_new(a->zk, "agents", a->conf->name, agent_doc, a);
+    zkpub_node_changed(a->zk, a->zk_agent_node);
+    TAILQ_FOREACH (inst, &a->instances, link)
+        zkpub_add_dir(a->zk, inst->conf->cluster);
+    TAILQ_FOREACH (inst, &a->instances, link)
+        inst_publish(inst);
+}
+
+/* The publisher is being shut down or replaced: the handles of its nodes are no longer ours. */
+static void
+publisher_forget(struct agent *a)
+{
+    struct inst *inst;
+
+    TAILQ_FOREACH (inst, &a->instances, link)
+        inst->zn = NULL;
+    a->zk_agent_node = NULL;
 }
 
 int
@@ -110,7 +185,7 @@ agent_start(struct agent *a)
         struct inst *inst = add_instance(a, ci);
         inst_start(inst, spread_phase(i++, a->conf->ninstances));
     }
-    a->zk = zkpub_new(a);
+    publisher_start(a);
     notify_start(a);
     notify_ready(a);
     log_info("agent", "sentinel-agent %s started as %s: %d instance%s, stats socket %s", SA_VERSION,
@@ -118,25 +193,16 @@ agent_start(struct agent *a)
     return 0;
 }
 
-void
-agent_instance_changed(struct agent *a, struct inst *inst, int what)
-{
-    (void)what;
-    a->c.state_changes++;
-    if (a->zk != NULL && inst->health.state != INST_UNKNOWN)
-        zkpub_update(a->zk, inst);
-}
-
 /* ---- reload ---- */
 
 static int
 zk_settings_changed(const struct conf *o, const struct conf *n)
 {
-    return strcmp(o->zk_hosts, n->zk_hosts) != 0 || strcmp(o->zk_root, n->zk_root) != 0 ||
-           o->zk_session_timeout_ms != n->zk_session_timeout_ms ||
-           (o->zk_auth == NULL) != (n->zk_auth == NULL) ||
-           (o->zk_auth != NULL && strcmp(o->zk_auth, n->zk_auth) != 0) ||
-           strcmp(o->name, n->name) != 0;
+    struct zkpub_settings os, ns;
+
+    zk_settings(o, &os);
+    zk_settings(n, &ns);
+    return !zkpub_settings_equal(&os, &ns);
 }
 
 static struct inst *
@@ -210,14 +276,15 @@ apply_conf(struct agent *a, struct conf *nc)
 
     if (zk_changed && a->zk != NULL) {
         log_info("zookeeper", "settings changed: opening a new session");
-        zkpub_retire(a->zk);
+        publisher_forget(a);
+        zkpub_retire(a->zk, &a->zk_retired);
         a->zk = NULL;
     }
     for (inst = TAILQ_FIRST(&a->instances); inst != NULL; inst = next) {
         next = TAILQ_NEXT(inst, link);
         const struct conf_instance *nci = conf_find_instance(nc, inst->conf->name);
         if (nci != NULL && conf_instance_equal(nci, inst->conf)) {
-            inst->conf = nci;
+            inst_set_conf(inst, nci);
             continue;
         }
         if (nci != NULL)
@@ -245,7 +312,9 @@ apply_conf(struct agent *a, struct conf *nc)
     }
     changed = changed < added ? changed : added;
     if (a->zk == NULL)
-        a->zk = zkpub_new(a);
+        publisher_start(a);
+    else
+        agent_count_changed(a);
     log_info("agent", "configuration reloaded: %d instances (%d added, %d removed, %d changed)",
              a->ninstances, added - changed, removed, changed);
 }
@@ -329,9 +398,10 @@ agent_stop(struct agent *a)
         inst_stop(inst);
     ev_timer_set(&a->shutdown_timer, (double)a->conf->shutdown_timeout_ms / 1000.0, 0.);
     ev_timer_start(a->loop, &a->shutdown_timer);
-    if (a->zk != NULL)
-        zkpub_shutdown(a->zk, shutdown_finish, a);
-    else
+    if (a->zk != NULL) {
+        publisher_forget(a);
+        zkpub_shutdown(a->zk, (double)a->conf->shutdown_timeout_ms / 1000.0, shutdown_finish, a);
+    } else
         shutdown_finish(a);
 }
 
@@ -350,22 +420,39 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     agent_stop(a);
 }
 
+/*
+ * Releases everything in the reverse order of agent_start()'s creation (chrony's way): the
+ * notify timers, the publisher (then the ones reloads retired, waiting for their close), the
+ * instances from the last, the signal and shutdown watchers, the metrics server, the stats
+ * server, the config. Each step is a no-op for what a graceful shutdown or a failed start
+ * already released or never made.
+ */
 void
 agent_free(struct agent *a)
 {
+    struct zkpub *z;
     struct inst *inst;
 
     if (a == NULL)
         return;
-    close_servers(a);
-    zkpub_free(a->zk); /* before the instances: it detaches their nodes */
+    notify_stop(a);
+    publisher_forget(a);
+    zkpub_free(a->zk);
     a->zk = NULL;
-    while (a->zk_retired != NULL)
-        zkpub_free(a->zk_retired); /* waits for its close; takes itself off the list */
-    while ((inst = TAILQ_FIRST(&a->instances)) != NULL) {
+    while ((z = TAILQ_FIRST(&a->zk_retired)) != NULL)
+        zkpub_free(z); /* waits for its close; takes itself off the list */
+    while ((inst = TAILQ_LAST(&a->instances, inst_list)) != NULL) {
         TAILQ_REMOVE(&a->instances, inst, link);
         inst_free(inst);
     }
+    ev_timer_stop(a->loop, &a->shutdown_timer);
+    ev_signal_stop(a->loop, &a->sighup);
+    ev_signal_stop(a->loop, &a->sigint);
+    ev_signal_stop(a->loop, &a->sigterm);
+    httpmetrics_close(a->metrics);
+    a->metrics = NULL;
+    stats_close(a->stats);
+    a->stats = NULL;
     conf_free(a->conf);
     free(a);
 }

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "probe.h"
 #include "util.h"
 
 static void

@@ -8,7 +8,9 @@
 
 #include "agent.h"
 #include "log.h"
+#include "report.h"
 #include "util.h"
+#include "zkpub.h"
 
 static void period_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
@@ -17,8 +19,8 @@ static void period_cb(struct ev_loop *loop, ev_timer *w, int revents);
  * fraction of its interval) and anchored at the agent's start, so instances with the same
  * interval are probed together, round by round (like Sentinel's 10 Hz cron), rather than each
  * at its own moment. One loop wake-up then sends a round's probes and a few more read their
- * replies: at N = 1,000 about 40 wake-ups a second instead of 240, and on a VM a wake-up costs
- * more CPU than a probe's own work (docs/performance.md: 27 -> 15 us per probe at N = 1,000).
+ * replies, instead of a wake-up per probe and per reply, and on a VM a wake-up costs more CPU
+ * than a probe's own work (the figures: docs/performance.md).
  * A round is at most INST_ROUND_MAX_S, and narrower when needed to keep its probes within half
  * of max_inflight. Each instance is still probed once per interval, and the deadlines, the
  * fastinter re-probe and the EOF path are not aligned to rounds: the rounds only choose the
@@ -129,7 +131,7 @@ period_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     a->inflight++;
-    probe_start(inst);
+    probe_start(&inst->probe);
 }
 
 static void
@@ -142,10 +144,15 @@ count_latency(struct agent_counters *c, int64_t us)
             c->latency_bucket[i]++;
 }
 
-/* The probe module reports a completed probe (possibly from inside probe_start()). */
+/*
+ * The one path of a probe's result (INST's probe_done_fn, possibly called from inside
+ * probe_start()): the counters, TILT, the health state machine, and on an edge the one log
+ * line, state_changes and the publication.
+ */
 static void
-probe_done(struct inst *inst, const struct probe_result *r, int tilt)
+inst_record(void *ud, const struct probe_result *r, int tilt)
 {
+    struct inst *inst = ud;
     struct agent *a = inst->agent;
     int64_t now = util_wall_ms();
 
@@ -187,8 +194,10 @@ probe_done(struct inst *inst, const struct probe_result *r, int tilt)
     if ((what & HEALTH_ROLE_CHANGED) && old_state == INST_UP && inst->health.state == INST_UP)
         log_info(inst->logname, "role %s -> %s", health_role_name(old_role),
                  health_role_name(inst->health.role));
-    if (what)
-        agent_instance_changed(a, inst, what);
+    if (what) {
+        a->c.state_changes++;
+        inst_publish(inst);
+    }
 
     /*
      * A first failure of an instance still up is re-checked at once instead of a whole
@@ -203,8 +212,9 @@ probe_done(struct inst *inst, const struct probe_result *r, int tilt)
  * once per interval, so a server that closes every connection it accepts cannot make us spin.
  */
 static void
-probe_eof(struct inst *inst)
+inst_link_eof(void *ud)
 {
+    struct inst *inst = ud;
     ev_tstamp now = ev_now(inst->agent->loop);
 
     if (now - inst->last_eof_probe < (double)inst->conf->interval_ms / 1000.0) {
@@ -219,20 +229,50 @@ probe_eof(struct inst *inst)
 struct inst *
 inst_new(struct agent *a, const struct conf_instance *conf)
 {
-    static int callbacks_set;
     struct inst *inst = xcalloc(1, sizeof(*inst));
 
-    if (!callbacks_set) {
-        probe_set_callbacks(probe_done, probe_eof);
-        callbacks_set = 1;
-    }
     inst->agent = a;
     inst->conf = conf;
     snprintf(inst->logname, sizeof(inst->logname), "instance %s", conf->name);
     ev_init(&inst->period, period_cb);
     inst->period.data = inst;
-    probe_init(inst);
+    probe_init(&inst->probe, a->loop, conf, inst_record, inst_link_eof, inst);
     return inst;
+}
+
+/* INST's node's zkpub_render_fn: the status document, rendered when the node is written. */
+static void
+inst_render(void *ud, struct sbuf *out)
+{
+    struct inst *inst = ud;
+
+    report_status_doc(inst, inst->agent->conf->name, out);
+}
+
+void
+inst_publish(struct inst *inst)
+{
+    struct zkpub *z = inst->agent->zk;
+
+    if (z == NULL || inst->health.state == INST_UNKNOWN)
+        return;
+    if (inst->zn == NULL)
+        inst->zn = zkpub_node_new(z, inst->conf->cluster, inst->conf->name, inst_render, inst);
+    zkpub_node_changed(z, inst->zn);
+}
+
+void
+inst_unpublish(struct inst *inst)
+{
+    zkpub_node_remove(inst->agent->zk, inst->zn);
+    inst->zn = NULL;
+}
+
+void
+inst_set_conf(struct inst *inst, const struct conf_instance *conf)
+{
+    inst->conf = conf;
+    inst->probe.conf = conf;
 }
 
 /*
@@ -307,7 +347,7 @@ inst_stop(struct inst *inst)
     ev_timer_stop(inst->agent->loop, &inst->period);
     if (inst->probe.inflight)
         inst->agent->inflight--;
-    probe_close(inst);
+    probe_close(&inst->probe);
 }
 
 void
@@ -316,6 +356,6 @@ inst_free(struct inst *inst)
     if (inst == NULL)
         return;
     inst_stop(inst);
-    probe_free(inst);
+    probe_free(&inst->probe);
     free(inst);
 }

@@ -3,17 +3,18 @@
 #include "probe.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include <hiredis/hiredis.h>
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wcast-qual"
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <hiredis/adapters/libev.h>
 #pragma GCC diagnostic pop
 
-#include "agent.h"
-#include "instance.h"
+#include "conf.h"
 #include "log.h"
 #include "reply.h"
 #include "util.h"
@@ -23,22 +24,6 @@
 /* Commands without arguments, formatted once for every instance. */
 static const char cmd_ping[] = "*1\r\n$4\r\nPING\r\n";
 static const char cmd_role[] = "*1\r\n$4\r\nROLE\r\n";
-
-static probe_done_fn done_cb;
-static probe_eof_fn eof_cb;
-
-void
-probe_set_callbacks(probe_done_fn done, probe_eof_fn eof)
-{
-    done_cb = done;
-    eof_cb = eof;
-}
-
-static struct ev_loop *
-inst_loop(const struct inst *inst)
-{
-    return inst->agent->loop;
-}
 
 /*
  * Drops the link. ac->data is cleared first so that the callbacks hiredis runs while
@@ -58,121 +43,121 @@ link_drop(struct probe *p)
     redisAsyncFree(ac);
 }
 
-/* Ends the running probe and reports it. */
+/* Ends the running probe and reports it to the owner. */
 static void
-probe_finish(struct inst *inst, const struct probe_result *r, int tilt)
+probe_finish(struct probe *p, const struct probe_result *r, int tilt)
 {
-    struct probe *p = &inst->probe;
-
-    ev_timer_stop(inst_loop(inst), &p->deadline);
+    ev_timer_stop(p->loop, &p->deadline);
     p->inflight = 0;
-    done_cb(inst, r, tilt);
+    p->done(p->ud, r, tilt);
 }
 
 static void
-fail_with_context_error(struct inst *inst, const redisContext *c)
+fail_with_context_error(struct probe *p, const redisContext *c)
 {
     struct probe_result r = {0};
 
     r.status = reply_classify_error(c->err, c->errstr, r.reason, sizeof(r.reason));
-    probe_finish(inst, &r, 0);
+    probe_finish(p, &r, 0);
 }
 
 /* The link is being torn down by hiredis (NULL reply): forget it, and fail the probe. */
 static void
-link_lost(struct inst *inst, redisAsyncContext *ac)
+link_lost(struct probe *p, redisAsyncContext *ac)
 {
-    struct probe *p = &inst->probe;
-
     p->ac = NULL; /* hiredis frees it once its callbacks return */
     p->connected = 0;
     if (p->inflight)
-        fail_with_context_error(inst, &ac->c);
+        fail_with_context_error(p, &ac->c);
 }
 
-/* Returns the instance a callback belongs to, or NULL if its link was abandoned. */
-static struct inst *
-live_inst(const redisAsyncContext *ac, void *privdata)
+/* Returns the probe a callback belongs to, or NULL if its link was abandoned. */
+static struct probe *
+live_probe(const redisAsyncContext *ac, void *privdata)
 {
-    struct inst *inst = privdata;
+    struct probe *p = privdata;
 
-    if (ac->data == NULL || inst == NULL || inst->probe.ac != ac)
+    if (ac->data == NULL || p == NULL || p->ac != ac)
         return NULL;
-    return inst;
+    return p;
 }
 
 static void
 connect_cb(const redisAsyncContext *ac, int status)
 {
-    struct inst *inst = ac->data;
+    struct probe *p = ac->data;
 
-    if (inst == NULL || inst->probe.ac != ac)
+    if (p == NULL || p->ac != ac)
         return;
     if (status == REDIS_OK) {
-        inst->probe.connected = 1;
+        p->connected = 1;
         return;
     }
     /* hiredis frees the context after we return; ac->err is not set yet, c.err is. */
-    inst->probe.ac = NULL;
-    if (inst->probe.inflight)
-        fail_with_context_error(inst, &ac->c);
+    p->ac = NULL;
+    if (p->inflight)
+        fail_with_context_error(p, &ac->c);
 }
 
 static void
 disconnect_cb(const redisAsyncContext *ac, int status)
 {
-    struct inst *inst = ac->data;
+    struct probe *p = ac->data;
 
     (void)status;
-    if (inst == NULL || inst->probe.ac != ac)
+    if (p == NULL || p->ac != ac)
         return;
-    inst->probe.ac = NULL;
-    inst->probe.connected = 0;
-    if (inst->probe.inflight) {
-        fail_with_context_error(inst, &ac->c);
+    p->ac = NULL;
+    p->connected = 0;
+    if (p->inflight) {
+        fail_with_context_error(p, &ac->c);
         return;
     }
     /* An idle link hit EOF: the server probably died. Let the owner probe at once. */
-    eof_cb(inst);
+    p->eof(p->ud);
 }
 
 static void
 auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct inst *inst = live_inst(ac, privdata);
+    struct probe *p = live_probe(ac, privdata);
 
-    if (inst == NULL)
+    if (p == NULL)
         return;
     if (reply == NULL) {
-        link_lost(inst, ac);
+        link_lost(p, ac);
         return;
     }
-    inst->probe.auth_failed = reply_auth_failed(reply);
+    p->auth_failed = reply_auth_failed(reply);
 }
 
 static void
 role_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct inst *inst = live_inst(ac, privdata);
+    struct probe *p = live_probe(ac, privdata);
 
-    if (inst == NULL)
+    if (p == NULL)
         return;
     if (reply == NULL) {
-        link_lost(inst, ac);
+        link_lost(p, ac);
         return;
     }
-    inst->probe.role = reply_parse_role(reply);
-    inst->probe.role_known = 1;
-    inst->probe.role_due = ev_now(inst_loop(inst)) + PROBE_ROLE_PERIOD;
+    p->role = reply_parse_role(reply);
+    p->role_known = 1;
+    p->role_due = ev_now(p->loop) + PROBE_ROLE_PERIOD;
 }
 
 /*
  * hiredis 0.14 keeps the replies it has parsed in its read buffer until 1 KiB has gone through
- * it, so over a few minutes every link's buffer grows to about 2 KiB -- most of the agent's
- * memory per instance at N = 10,000. A probe ends with nothing left to parse: rewind the
- * buffer in place (no allocation; its capacity stays what the largest reply needed), as the
- * reader itself does once past 1 KiB. The reply objects are copies, not pointers into it.
+ * it, so every idle link's buffer would grow to that size: at many instances, most of the
+ * agent's memory per instance (docs/performance.md). A probe ends with nothing left to parse:
+ * rewind the buffer in place (no allocation; its capacity stays what the largest reply
+ * needed), as the reader itself does once past 1 KiB. The reply objects are copies, not
+ * pointers into it. This reads the reader's private fields: another hiredis must be checked.
  */
+#if HIREDIS_MAJOR != 0 || HIREDIS_MINOR != 14
+#error "reader_rewind() relies on hiredis 0.14's redisReader internals: check it for this hiredis"
+#endif
 static void
 reader_rewind(redisAsyncContext *ac)
 {
@@ -188,18 +173,16 @@ reader_rewind(redisAsyncContext *ac)
 static void
 ping_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct inst *inst = live_inst(ac, privdata);
-    struct probe *p;
+    struct probe *p = live_probe(ac, privdata);
     struct probe_result r = {0};
 
-    if (inst == NULL)
+    if (p == NULL)
         return;
     if (reply == NULL) {
-        link_lost(inst, ac);
+        link_lost(p, ac);
         return;
     }
     reader_rewind(ac);
-    p = &inst->probe;
     r.status = reply_classify_ping(reply, r.reason, sizeof(r.reason));
     if (p->auth_failed) {
         r.status = PROBE_FAILED;
@@ -213,14 +196,13 @@ ping_cb(redisAsyncContext *ac, void *reply, void *privdata)
     }
     r.role_known = p->role_known;
     r.role = p->role;
-    probe_finish(inst, &r, 0);
+    probe_finish(p, &r, 0);
 }
 
 static void
 deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct inst *inst = w->data;
-    struct probe *p = &inst->probe;
+    struct probe *p = w->data;
     struct probe_result r = {0};
 
     (void)revents;
@@ -228,8 +210,8 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
      * A deadline that fires more than two intervals late says the loop itself stalled
      * (suspend, SIGSTOP): the timeout was judged on bad timing and must not move state.
      */
-    double late = ev_now(loop) - (p->started + (double)inst->conf->timeout_ms / 1000.0);
-    int tilt = late > 2.0 * (double)inst->conf->interval_ms / 1000.0;
+    double late = ev_now(loop) - (p->started + (double)p->conf->timeout_ms / 1000.0);
+    int tilt = late > 2.0 * (double)p->conf->interval_ms / 1000.0;
 
     /*
      * libev runs due timers before the I/O callbacks of the same iteration. After the loop
@@ -249,34 +231,40 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     link_drop(p);
     r.status = PROBE_TIMEOUT;
     util_strlcpy(r.reason, "timeout", sizeof(r.reason));
-    probe_finish(inst, &r, tilt);
+    probe_finish(p, &r, tilt);
 }
 
 void
-probe_init(struct inst *inst)
+probe_init(struct probe *p, struct ev_loop *loop, const struct conf_instance *ci,
+           probe_done_fn *done, probe_eof_fn *eof, void *ud)
 {
-    struct probe *p = &inst->probe;
-    const struct conf_instance *ci = inst->conf;
-
     memset(p, 0, sizeof(*p));
+    p->loop = loop;
+    p->conf = ci;
+    p->done = done;
+    p->eof = eof;
+    p->ud = ud;
     ev_init(&p->deadline, deadline_cb);
-    p->deadline.data = inst;
+    p->deadline.data = p;
     if (ci->password != NULL) {
         /* Arguments, never splicing: the secret is not a format string. */
         p->cmd_auth_len = ci->username ? redisFormatCommand(&p->cmd_auth, "AUTH %s %s",
                                                             ci->username, ci->password)
                                        : redisFormatCommand(&p->cmd_auth, "AUTH %s", ci->password);
-        if (p->cmd_auth_len < 0)
-            fatal(inst->logname, "cannot format AUTH");
+        if (p->cmd_auth_len < 0) {
+            char comp[CONF_NAME_MAX + 16];
+
+            snprintf(comp, sizeof(comp), "instance %s", ci->name);
+            fatal(comp, "cannot format AUTH");
+        }
     }
 }
 
 /* Opens the link; returns 0, or -1 with the failure in R. */
 static int
-link_open(struct inst *inst, struct probe_result *r)
+link_open(struct probe *p, struct probe_result *r)
 {
-    struct probe *p = &inst->probe;
-    const struct addr *a = &inst->conf->addr;
+    const struct addr *a = &p->conf->addr;
     redisAsyncContext *ac;
 
     ac =
@@ -291,14 +279,14 @@ link_open(struct inst *inst, struct probe_result *r)
         redisAsyncFree(ac);
         return -1;
     }
-    if (redisLibevAttach(inst_loop(inst), ac) != REDIS_OK) {
+    if (redisLibevAttach(p->loop, ac) != REDIS_OK) {
         redisAsyncFree(ac);
         r->status = PROBE_FAILED;
         util_strlcpy(r->reason, "cannot attach to the event loop", sizeof(r->reason));
         return -1;
     }
     reply_bound_reader(ac->c.reader);
-    ac->data = inst;
+    ac->data = p;
     redisAsyncSetConnectCallback(ac, connect_cb);
     redisAsyncSetDisconnectCallback(ac, disconnect_cb);
     p->ac = ac;
@@ -308,41 +296,40 @@ link_open(struct inst *inst, struct probe_result *r)
 }
 
 void
-probe_start(struct inst *inst)
+probe_start(struct probe *p)
 {
-    struct probe *p = &inst->probe;
     struct probe_result r = {0};
     int fresh = 0;
 
     p->inflight = 1;
-    p->started = ev_now(inst_loop(inst));
+    p->started = ev_now(p->loop);
     p->t0 = ev_time();
     p->auth_failed = 0;
     p->role_known = 0;
     if (p->ac == NULL) {
-        if (link_open(inst, &r) < 0) {
+        if (link_open(p, &r) < 0) {
             p->inflight = 0;
-            done_cb(inst, &r, 0);
+            p->done(p->ud, &r, 0);
             return;
         }
         fresh = 1;
     }
-    ev_timer_set(&p->deadline, (double)inst->conf->timeout_ms / 1000.0, 0.);
-    ev_timer_start(inst_loop(inst), &p->deadline);
+    ev_timer_set(&p->deadline, (double)p->conf->timeout_ms / 1000.0, 0.);
+    ev_timer_start(p->loop, &p->deadline);
 
     int rc = REDIS_OK;
     if (fresh && p->cmd_auth != NULL)
-        rc = redisAsyncFormattedCommand(p->ac, auth_cb, inst, p->cmd_auth, (size_t)p->cmd_auth_len);
+        rc = redisAsyncFormattedCommand(p->ac, auth_cb, p, p->cmd_auth, (size_t)p->cmd_auth_len);
     if (rc == REDIS_OK && p->started >= p->role_due)
-        rc = redisAsyncFormattedCommand(p->ac, role_cb, inst, cmd_role, sizeof(cmd_role) - 1);
+        rc = redisAsyncFormattedCommand(p->ac, role_cb, p, cmd_role, sizeof(cmd_role) - 1);
     if (rc == REDIS_OK)
-        rc = redisAsyncFormattedCommand(p->ac, ping_cb, inst, cmd_ping, sizeof(cmd_ping) - 1);
+        rc = redisAsyncFormattedCommand(p->ac, ping_cb, p, cmd_ping, sizeof(cmd_ping) - 1);
     if (rc != REDIS_OK) {
         /* The link is closing; the callbacks queued so far are abandoned with it. */
         link_drop(p);
         r.status = PROBE_FAILED;
         util_strlcpy(r.reason, "connection lost", sizeof(r.reason));
-        probe_finish(inst, &r, 0);
+        probe_finish(p, &r, 0);
         return;
     }
     /*
@@ -365,21 +352,17 @@ probe_start(struct inst *inst)
 }
 
 void
-probe_close(struct inst *inst)
+probe_close(struct probe *p)
 {
-    struct probe *p = &inst->probe;
-
-    ev_timer_stop(inst_loop(inst), &p->deadline);
+    ev_timer_stop(p->loop, &p->deadline);
     p->inflight = 0;
     link_drop(p);
 }
 
 void
-probe_free(struct inst *inst)
+probe_free(struct probe *p)
 {
-    struct probe *p = &inst->probe;
-
-    probe_close(inst);
+    probe_close(p);
     if (p->cmd_auth != NULL) {
         explicit_bzero(p->cmd_auth, (size_t)p->cmd_auth_len);
         redisFreeCommand(p->cmd_auth);

@@ -91,7 +91,15 @@ reply_parse_role(const redisReply *r)
     return ROLE_UNKNOWN;
 }
 
-/* hiredis's own object functions, with createArray bounded (filled on first use). */
+/*
+ * hiredis's own object functions, with createArray bounded (filled on first use). This swaps
+ * the reader's private function table (r->fn) and relies on 0.14 passing the announced count
+ * to createArray before allocating: another hiredis must be checked (1.x has maxelements).
+ */
+#if HIREDIS_MAJOR != 0 || HIREDIS_MINOR != 14
+#error                                                                                             \
+    "reply_bound_reader() relies on hiredis 0.14's redisReader internals: check it for this hiredis"
+#endif
 static redisReplyObjectFunctions bounded_fns;
 static void *(*default_create_array)(const redisReadTask *, int);
 

@@ -133,7 +133,7 @@ report_instances_json(struct agent *a, struct sbuf *out)
         set(o, "consecutive_ok", json_integer(h->consecutive_ok));
         set(o, "consecutive_fail", json_integer(h->consecutive_fail));
         set(o, "reason", jstr(h->reason));
-        set(o, "published", json_boolean(inst->published));
+        set(o, "published", json_boolean(zkpub_node_published(inst->zn)));
         set(o, "probes_ok", json_integer((json_int_t)inst->probes_ok));
         set(o, "probes_failed", json_integer((json_int_t)inst->probes_failed));
         set(o, "probes_timeout", json_integer((json_int_t)inst->probes_timeout));
@@ -271,7 +271,7 @@ report_metrics(struct agent *a, struct sbuf *out)
     TAILQ_FOREACH (inst, &a->instances, link) {
         sbuf_adds(out, "sentinel_agent_instance_published");
         inst_labels(out, inst);
-        sbuf_printf(out, "} %d\n", inst->published);
+        sbuf_printf(out, "} %d\n", zkpub_node_published(inst->zn));
     }
 
     family(out, "sentinel_agent_probes_total", "counter", "Completed probes by result.");

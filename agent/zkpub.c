@@ -1,309 +1,26 @@
-/* zkpub.c -- publishing instance states to ZooKeeper: session, containers, ephemeral nodes,
- * watches. */
+/* zkpub.c -- the publisher's node and container machine: registering, reconciling and answering
+ * for each ephemeral node and its container, one request at a time. */
 #include "zkpub.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <netdb.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-#include <zookeeper/zookeeper.h>
 
-#include "addr.h"
-#include "agent.h"
-#include "instance.h"
 #include "log.h"
-#include "report.h"
 #include "util.h"
-#include "zkqueue.h"
+#include "zkpriv.h"
 
-#define ZK_COMP           "zookeeper"
-#define ZK_TICK_S         0.25 /* housekeeping period: retries, lost-connection check */
-#define ZK_LOST_FACTOR    3    /* not connected this many session timeouts: new session */
-#define ZK_BACKOFF_MIN_S  0.5
-#define ZK_BACKOFF_MAX_S  30.0
-#define ZK_CLOSE_MARGIN_S 1.5 /* of shutdown_timeout, kept for zookeeper_close() */
-#define ZK_BATCH_MAX      128 /* creates and deletes sent as one multi request */
-
-enum zkop {
-    ZKOP_CONT_CREATE = 0, /* create a persistent container */
-    ZKOP_CREATE,          /* create our ephemeral node */
-    ZKOP_CHECK,           /* get a node that already existed: whose is it? */
-    ZKOP_TAKEOVER,        /* delete a stale node of a previous incarnation of this agent */
-    ZKOP_SET,             /* rewrite our node */
-    ZKOP_DELETE,          /* delete our node (removed instance, shutdown) */
-    ZKOP_EXISTS,          /* (re-)arm the node's exists-watch */
-    ZKOP_UNWATCH,         /* drop the exists-watch of a node we give up */
-    ZKOP_MULTI,           /* create or delete several of our nodes in one request */
-};
+#define ZK_BACKOFF_MIN_S 0.5
+#define ZK_BACKOFF_MAX_S 30.0
 
 static const char *const op_names[] = {"create", "create", "get",           "delete", "set",
                                        "delete", "exists", "removewatches", "multi"};
 
-/*
- * A persistent container (ROOT and its ancestors, ROOT/agents, ROOT/CLUSTER). Owner: the
- * publisher's container list; freed by zkpub_free(). DONE is per session.
- */
-struct zkcont {
-    TAILQ_ENTRY(zkcont) link;
-    char *path;
-    int done;
-    int busy;
-    int fails;
-    ev_tstamp retry_at;
-};
-
-/*
- * One ephemeral node we publish: an instance's or the agent's own. Owner: the publisher's
- * node list; created by zkpub_update() (or zkpub_new() for the agent node). It outlives its
- * instance after zkpub_remove() as long as a request or a watch still refers to it, and is
- * freed by node_maybe_free() or zkpub_free(). The node pointer is the long-lived context of
- * its exists-watch: registered once per session, re-armed only when it fired.
- */
-struct zknode {
-    TAILQ_ENTRY(zknode) link;
-    TAILQ_ENTRY(zknode) wait_link; /* on the publisher's list of nodes waiting for a watch */
-    struct zkpub *z;
-    struct inst *inst; /* NULL for the agent node and once detached */
-    struct zkcont *parent;
-    char *path;
-    int is_agent;
-    int removed;       /* wanted gone: delete, then free */
-    int busy;          /* one request in flight, never more */
-    int created;       /* holds our data under our current session */
-    int watched;       /* exists-watch registered in the current session */
-    int conflict;      /* held by another agent: not overwritten */
-    int solo;          /* a multi with it failed: written alone in this session */
-    int waiting;       /* on z->waiting: its watch is sent once the creates are answered */
-    int32_t version;   /* data version of our last write, -1 unknown */
-    uint64_t want_gen; /* generation of the desired document */
-    uint64_t done_gen; /* generation ZooKeeper holds (0: none or unknown) */
-    int agent_count;   /* agent node: the instance count last rendered */
-    int fails;
-    ev_tstamp retry_at;
-};
-
-/*
- * Creates and deletes gathered during one loop iteration, sent as one multi request:
- * ZooKeeper handles a multi of 100 creates for about a sixth of the server CPU of 100 single
- * creates, which is what publishing 10,000 nodes at start-up or after a new session, and
- * deleting them at shutdown, is limited by. Owner: the
- * publisher while open (z->batch, sent or discarded before the loop next sleeps), then its
- * request (r->batch), freed by req_release(). The client reads OPS and writes RESULTS until
- * the completion, so they live here and not on a stack. Each node in it is busy.
- */
-struct zkbatch {
-    int count;
-    int deletes; /* how many of them are deletes */
-    struct zknode *nodes[ZK_BATCH_MAX];
-    uint64_t gens[ZK_BATCH_MAX]; /* document generation sent */
-    char *docs[ZK_BATCH_MAX];    /* NULL: delete the node */
-    zoo_op_t ops[ZK_BATCH_MAX];
-    zoo_op_result_t results[ZK_BATCH_MAX];
-};
-
-/*
- * One request in flight. Owner: the publisher's registry from the zoo_a* call until its
- * reply is handled on the loop, or until zookeeper_close() left it orphaned (ZOOKEEPER-2894)
- * and the publisher frees it. The client only ever sees its address as the completion data.
- */
-struct zkreq {
-    TAILQ_ENTRY(zkreq) link;
-    struct zkpub *z;
-    enum zkop op;
-    struct zknode *node;
-    struct zkcont *cont;
-    struct zkbatch *batch; /* ZKOP_MULTI */
-    uint64_t gen;          /* document generation sent */
-};
-
-/*
- * The publisher. Owner: the agent (a->zk); created by zkpub_new(), released by
- * zkpub_free(). After zkpub_retire() the agent's zk_retired list holds it and the closer
- * thread owns its handle (zh_closing) until zookeeper_close() returns; on_close_done then
- * frees it on the loop. Every other field is read and written on the loop thread only; the
- * client's threads reach it through the queue alone.
- */
-struct zkpub {
-    struct agent *a;
-    struct ev_loop *loop;
-    zhandle_t *zh;
-    char *hosts; /* numeric host:port list, resolved once at start */
-    struct zkqueue queue;
-    ev_timer tick;
-    ev_timer finish_timer; /* shutdown deadline, or a zero-delay finish */
-    ev_prepare flush;      /* sends the open batch before the loop sleeps; active with it */
-    struct zkbatch *batch; /* writes gathered in this loop iteration, not sent yet */
-    TAILQ_HEAD(, zkcont) conts;
-    TAILQ_HEAD(, zknode) nodes;
-    int nremoved; /* nodes with removed set: zkpub_update() searches them only if any */
-    TAILQ_HEAD(, zknode) waiting; /* created nodes whose exists-watch waits for the creates */
-    TAILQ_HEAD(, zkreq) reqs;
-    struct zknode *agent_node;
-    struct ACL acl_entries[2];
-    struct ACL_vector acl;
-    const char *state; /* connected, connecting, expired, closed */
-    int connected;
-    int ever_connected;
-    int lost;             /* a connection was lost since the last CONNECTED */
-    ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
-    int64_t session_id;
-    int pending;
-    int creates;   /* create and multi requests in flight */
-    int retry_due; /* something failed and waits for a retry: the tick reconciles all */
-    int watches;
-    uint64_t writes_ok;
-    uint64_t writes_failed;
-    uint64_t reconnects;
-    uint64_t sessions_expired;
-    uint64_t conflicts;
-    int stopping;
-    int closed;
-    int retired;                /* zkpub_retire() started `closer` (joined by zkpub_free) */
-    pthread_t closer;           /* closes zh_closing, then signals close_done */
-    zhandle_t *zh_closing;      /* the handle `closer` owns */
-    ev_async close_done;        /* `closer` returned: free the publisher on the loop */
-    struct zkpub *next_retired; /* on a->zk_retired */
-    void (*done)(void *);
-    void *done_arg;
-};
-
-static void zk_reconcile_all(struct zkpub *z);
-static void node_reconcile(struct zknode *n);
 static void node_maybe_free(struct zknode *n);
-static void batch_free(struct zkbatch *b, int release);
 
-/* ---- the client's threads: copy, queue, wake the loop; nothing else ---- */
-
-static struct zkreq *
-req_of(const void *data)
-{
-    return (struct zkreq *)(uintptr_t)data;
-}
-
-static void
-cb_push_reply(const void *data, int rc, const struct Stat *st, const char *value, int len)
-{
-    struct zkreq *r = req_of(data);
-    struct zkev *e = zkev_new(ZKEV_REPLY);
-
-    e->ctx = r;
-    e->rc = rc;
-    if (st) {
-        e->has_stat = 1;
-        e->owner = st->ephemeralOwner;
-        e->version = st->version;
-    }
-    if (value && len >= 0) {
-        e->data = xmalloc((size_t)len + 1);
-        memcpy(e->data, value, (size_t)len);
-        e->data[len] = '\0';
-        e->datalen = len;
-    }
-    zkqueue_push(&r->z->queue, e);
-}
-
-static void
-cb_string(int rc, const char *value, const void *data)
-{
-    (void)value;
-    cb_push_reply(data, rc, NULL, NULL, -1);
-}
-
-static void
-cb_stat(int rc, const struct Stat *st, const void *data)
-{
-    cb_push_reply(data, rc, st, NULL, -1);
-}
-
-static void
-cb_void(int rc, const void *data)
-{
-    cb_push_reply(data, rc, NULL, NULL, -1);
-}
-
-static void
-cb_data(int rc, const char *value, int len, const struct Stat *st, const void *data)
-{
-    cb_push_reply(data, rc, st, value, len);
-}
-
-static void
-cb_session(zhandle_t *zh, int type, int state, const char *path, void *ctx)
-{
-    struct zkpub *z = ctx;
-    struct zkev *e;
-    const clientid_t *cid;
-
-    (void)path;
-    if (type != ZOO_SESSION_EVENT)
-        return;
-    e = zkev_new(ZKEV_SESSION);
-    e->zh = zh;
-    e->type = type;
-    e->state = state;
-    if (state == ZOO_CONNECTED_STATE && (cid = zoo_client_id(zh)) != NULL)
-        e->session_id = cid->client_id;
-    zkqueue_push(&z->queue, e);
-}
-
-static void
-cb_node_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx)
-{
-    struct zknode *n = ctx;
-    struct zkev *e;
-
-    (void)path;
-    /* Every per-path watcher also hears every session event; those do not consume it. */
-    if (type == ZOO_SESSION_EVENT)
-        return;
-    e = zkev_new(ZKEV_WATCH);
-    e->zh = zh;
-    e->type = type;
-    e->state = state;
-    e->ctx = n;
-    zkqueue_push(&n->z->queue, e);
-}
-
-/* The client's log line "time:pid(tid):ZOO_LEVEL@func@line: message" becomes one of ours. */
-static void
-cb_log(const char *msg)
-{
-    static const struct {
-        const char *tag;
-        enum log_level level;
-    } tags[] = {{"ZOO_ERROR@", LOGL_ERROR},
-                {"ZOO_WARN@", LOGL_WARN},
-                {"ZOO_INFO@", LOGL_INFO},
-                {"ZOO_DEBUG@", LOGL_DEBUG}};
-    enum log_level level = LOGL_INFO;
-    const char *p = msg, *t;
-    size_t len;
-
-    for (size_t i = 0; i < ARRAY_LEN(tags); i++) {
-        if ((t = strstr(msg, tags[i].tag)) != NULL) {
-            level = tags[i].level;
-            p = t + strlen(tags[i].tag);
-            break;
-        }
-    }
-    len = strlen(p);
-    while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
-        len--;
-    /* It repeats its connection errors on every retry, several a second: limit repeats. */
-    log_text_limited(level, "zookeeper client", p, len);
-}
-
-/* ---- requests ---- */
-
-static struct zkreq *
-req_new(struct zkpub *z, enum zkop op, struct zknode *n, struct zkcont *c)
+struct zkreq *
+zk_req_new(struct zkpub *z, enum zkop op, struct zknode *n, struct zkcont *c)
 {
     struct zkreq *r = xcalloc(1, sizeof(*r));
 
@@ -323,8 +40,8 @@ req_new(struct zkpub *z, enum zkop op, struct zknode *n, struct zkcont *c)
 }
 
 /* Forgets R: its node or container is free for the next request. */
-static void
-req_release(struct zkreq *r)
+void
+zk_req_release(struct zkreq *r)
 {
     struct zkpub *z = r->z;
 
@@ -337,13 +54,13 @@ req_release(struct zkreq *r)
     if (r->cont)
         r->cont->busy = 0;
     if (r->batch)
-        batch_free(r->batch, 1);
+        zk_batch_free(r->batch, 1);
     free(r);
 }
 
 /* A zoo_a* call returned RC: on failure its completion never runs, so release R here. */
-static int
-req_sent(struct zkreq *r, int rc)
+int
+zk_req_sent(struct zkreq *r, int rc)
 {
     if (rc == ZOK)
         return 0;
@@ -353,31 +70,15 @@ req_sent(struct zkreq *r, int rc)
               : r->cont ? r->cont->path
                         : "(batch)",
               zerror(rc));
-    req_release(r);
+    zk_req_release(r);
     return -1;
 }
 
-/* ---- documents ---- */
-
-static void
-node_render(struct zknode *n, struct sbuf *sb)
+/* Renders N's current document (its owner's business) into SB. */
+void
+zk_node_render(struct zknode *n, struct sbuf *sb)
 {
-    struct agent *a = n->z->a;
-
-    if (n->is_agent) {
-        json_t *o = json_pack("{s:s, s:I, s:s, s:I, s:i}", "agent", a->conf->name, "pid",
-                              (json_int_t)getpid(), "version", SA_VERSION, "started_ms",
-                              (json_int_t)a->started_ms, "instances", a->ninstances);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-        if (s)
-            sbuf_adds(sb, s);
-        free(s);
-        json_decref(o);
-        n->agent_count = a->ninstances;
-    } else if (n->inst) {
-        report_status_doc(n->inst, a->conf->name, sb);
-    }
+    n->render(n->ud, sb);
 }
 
 /* Returns 1 if DATA is a document written by an agent of our name (a previous incarnation). */
@@ -391,13 +92,11 @@ doc_is_ours(const struct zkpub *z, const char *data, int len)
         return 0;
     o = json_loadb(data, (size_t)len, 0, NULL);
     if (o && (v = json_object_get(o, "agent")) != NULL && json_is_string(v) &&
-        strcmp(json_string_value(v), z->a->conf->name) == 0)
+        strcmp(json_string_value(v), z->set.agent_name) == 0)
         ours = 1;
     json_decref(o);
     return ours;
 }
-
-/* ---- state of nodes and containers ---- */
 
 static ev_tstamp
 backoff(int fails)
@@ -418,15 +117,8 @@ node_set_watched(struct zknode *n, int on)
     n->z->watches += on ? 1 : -1;
 }
 
-static void
-node_update_published(struct zknode *n)
-{
-    if (n->inst)
-        n->inst->published = n->created && n->done_gen == n->want_gen && !n->removed;
-}
-
-static struct zkcont *
-cont_get(struct zkpub *z, const char *path)
+struct zkcont *
+zk_cont_get(struct zkpub *z, const char *path)
 {
     struct zkcont *c;
 
@@ -460,7 +152,6 @@ node_new(struct zkpub *z, struct zkcont *parent, const char *name)
     n->parent = parent;
     n->path = path_join(parent->path, name);
     n->version = -1;
-    n->want_gen = 1;
     TAILQ_INSERT_TAIL(&z->nodes, n, link);
     return n;
 }
@@ -478,19 +169,9 @@ node_set_waiting(struct zknode *n, int on)
         TAILQ_REMOVE(&n->z->waiting, n, wait_link);
 }
 
-/* N stops representing its instance (removed, shutdown, publisher replaced or freed). */
-static void
-node_detach(struct zknode *n)
-{
-    if (n->inst) {
-        n->inst->zn = NULL;
-        n->inst = NULL;
-    }
-}
-
 /* ZooKeeper confirmed our create of N with the document of generation GEN. */
-static void
-node_created(struct zknode *n, uint64_t gen)
+void
+zk_node_created(struct zknode *n, uint64_t gen)
 {
     n->created = 1;
     n->done_gen = gen;
@@ -500,8 +181,8 @@ node_created(struct zknode *n, uint64_t gen)
 }
 
 /* Marks N wanted gone, or wanted again, keeping the publisher's count of removed nodes. */
-static void
-node_set_removed(struct zknode *n, int removed)
+void
+zk_node_set_removed(struct zknode *n, int removed)
 {
     if (n->removed == removed)
         return;
@@ -516,16 +197,14 @@ node_maybe_free(struct zknode *n)
     if (!n->removed || n->busy || n->watched || n->created)
         return;
     node_set_waiting(n, 0);
-    node_set_removed(n, 0);
-    if (n == n->z->agent_node)
-        n->z->agent_node = NULL;
+    zk_node_set_removed(n, 0);
     TAILQ_REMOVE(&n->z->nodes, n, link);
     free(n->path);
     free(n);
 }
 
 /* The session is gone: nothing we created or watched survives in it. */
-static void
+void
 zk_forget_session(struct zkpub *z)
 {
     struct zknode *n, *tmp;
@@ -548,17 +227,26 @@ zk_forget_session(struct zkpub *z)
         n->fails = 0;
         n->retry_at = 0;
         node_set_watched(n, 0);
-        node_update_published(n);
         node_maybe_free(n);
     }
 }
 
-/* ---- sending ---- */
-
-static int
+int
 zk_ready(const struct zkpub *z)
 {
-    return z->zh != NULL && z->connected && z->session_id != 0;
+    return z->zh != NULL && (z->state == ZK_CONNECTED || z->state == ZK_STOPPING) &&
+           z->session_id != 0;
+}
+
+int
+zk_all_deleted(const struct zkpub *z)
+{
+    const struct zknode *n;
+
+    TAILQ_FOREACH (n, &z->nodes, link)
+        if (n->created || (n->busy && n->removed))
+            return 0;
+    return 1;
 }
 
 static void
@@ -572,24 +260,24 @@ cont_reconcile(struct zkpub *z, struct zkcont *c)
         z->retry_due = 1;
         return;
     }
-    r = req_new(z, ZKOP_CONT_CREATE, NULL, c);
-    req_sent(r, zoo_acreate(z->zh, c->path, NULL, -1, &z->acl, ZOO_PERSISTENT, cb_string, r));
+    r = zk_req_new(z, ZKOP_CONT_CREATE, NULL, c);
+    zk_req_sent(r, zoo_acreate(z->zh, c->path, NULL, -1, &z->acl, ZOO_PERSISTENT, zkcb_string, r));
 }
 
 /* Creates (OP ZKOP_CREATE) or rewrites (ZKOP_SET) N with DOC, LEN bytes of generation GEN. */
-static void
-node_send_text(struct zknode *n, enum zkop op, const char *doc, int len, uint64_t gen)
+void
+zk_node_send_text(struct zknode *n, enum zkop op, const char *doc, int len, uint64_t gen)
 {
     struct zkpub *z = n->z;
-    struct zkreq *r = req_new(z, op, n, NULL);
+    struct zkreq *r = zk_req_new(z, op, n, NULL);
     int rc;
 
     r->gen = gen;
     if (op == ZKOP_CREATE)
-        rc = zoo_acreate(z->zh, n->path, doc, len, &z->acl, ZOO_EPHEMERAL, cb_string, r);
+        rc = zoo_acreate(z->zh, n->path, doc, len, &z->acl, ZOO_EPHEMERAL, zkcb_string, r);
     else
-        rc = zoo_aset(z->zh, n->path, doc, len, -1, cb_stat, r);
-    req_sent(r, rc);
+        rc = zoo_aset(z->zh, n->path, doc, len, -1, zkcb_stat, r);
+    zk_req_sent(r, rc);
 }
 
 /* Renders N's current document and creates or rewrites the node with it. */
@@ -598,25 +286,25 @@ node_send_doc(struct zknode *n, enum zkop op)
 {
     struct sbuf sb = {0};
 
-    node_render(n, &sb);
-    node_send_text(n, op, sb.buf ? sb.buf : "", (int)sb.len, n->want_gen);
+    zk_node_render(n, &sb);
+    zk_node_send_text(n, op, sb.buf ? sb.buf : "", (int)sb.len, n->want_gen);
     sbuf_free(&sb);
 }
 
 static void
 node_send_exists(struct zknode *n)
 {
-    struct zkreq *r = req_new(n->z, ZKOP_EXISTS, n, NULL);
+    struct zkreq *r = zk_req_new(n->z, ZKOP_EXISTS, n, NULL);
 
-    req_sent(r, zoo_awexists(n->z->zh, n->path, cb_node_watch, n, cb_stat, r));
+    zk_req_sent(r, zoo_awexists(n->z->zh, n->path, zkcb_node_watch, n, zkcb_stat, r));
 }
 
-static void
-node_send_delete(struct zknode *n, enum zkop op, int version)
+void
+zk_node_send_delete(struct zknode *n, enum zkop op, int version)
 {
-    struct zkreq *r = req_new(n->z, op, n, NULL);
+    struct zkreq *r = zk_req_new(n->z, op, n, NULL);
 
-    req_sent(r, zoo_adelete(n->z->zh, n->path, version, cb_void, r));
+    zk_req_sent(r, zoo_adelete(n->z->zh, n->path, version, zkcb_void, r));
 }
 
 /* The header of 3.8 declares the completion as a pointer to a function pointer; the library
@@ -624,174 +312,10 @@ node_send_delete(struct zknode *n, enum zkop op, int version)
 static void
 node_send_unwatch(struct zknode *n)
 {
-    struct zkreq *r = req_new(n->z, ZKOP_UNWATCH, n, NULL);
+    struct zkreq *r = zk_req_new(n->z, ZKOP_UNWATCH, n, NULL);
 
-    req_sent(r, zoo_aremove_watches(n->z->zh, n->path, ZWATCHTYPE_DATA, cb_node_watch, n, 0,
-                                    (void_completion_t *)(uintptr_t)cb_void, r));
-}
-
-/* ---- batched creates and deletes ---- */
-
-/* Frees B; RELEASE: its nodes are idle again (it was never sent, or its reply never came). */
-static void
-batch_free(struct zkbatch *b, int release)
-{
-    for (int i = 0; i < b->count; i++) {
-        if (release)
-            b->nodes[i]->busy = 0;
-        free(b->docs[i]);
-    }
-    free(b);
-}
-
-/* Drops the open batch unsent (the session ended, or shutdown): its nodes are idle again. */
-static void
-batch_discard(struct zkpub *z)
-{
-    if (z->batch == NULL)
-        return;
-    ev_prepare_stop(z->loop, &z->flush);
-    batch_free(z->batch, 1);
-    z->batch = NULL;
-}
-
-/* Writes "creating 12 nodes", "deleting 3 nodes" or "creating 12 and deleting 3 nodes". */
-static const char *
-batch_what(const struct zkbatch *b, char *buf, size_t len)
-{
-    int creates = b->count - b->deletes;
-
-    if (b->deletes == 0)
-        snprintf(buf, len, "creating %d nodes", creates);
-    else if (creates == 0)
-        snprintf(buf, len, "deleting %d nodes", b->deletes);
-    else
-        snprintf(buf, len, "creating %d and deleting %d nodes", creates, b->deletes);
-    return buf;
-}
-
-/* Sends the open batch: one multi request, or a plain request for a batch of one. */
-static void
-batch_send(struct zkpub *z)
-{
-    struct zkbatch *b = z->batch;
-    struct zkreq *r;
-    char what[64];
-
-    if (b == NULL)
-        return;
-    if (!zk_ready(z)) {
-        batch_discard(z); /* its nodes are reconciled again when the session is back */
-        return;
-    }
-    ev_prepare_stop(z->loop, &z->flush);
-    z->batch = NULL;
-    if (b->count == 1) {
-        struct zknode *n = b->nodes[0];
-        char *doc = b->docs[0];
-        uint64_t gen = b->gens[0];
-
-        b->docs[0] = NULL; /* taken: sent as it was rendered */
-        batch_free(b, 1);
-        if (doc == NULL) {
-            node_send_delete(n, ZKOP_DELETE, -1);
-        } else {
-            node_send_text(n, ZKOP_CREATE, doc, (int)strlen(doc), gen);
-            free(doc);
-        }
-        return;
-    }
-    for (int i = 0; i < b->count; i++) {
-        if (b->docs[i] == NULL)
-            zoo_delete_op_init(&b->ops[i], b->nodes[i]->path, -1);
-        else
-            zoo_create_op_init(&b->ops[i], b->nodes[i]->path, b->docs[i], (int)strlen(b->docs[i]),
-                               &z->acl, ZOO_EPHEMERAL, NULL, 0);
-    }
-    r = req_new(z, ZKOP_MULTI, NULL, NULL);
-    r->batch = b;
-    log_debug(ZK_COMP, "%s in one request", batch_what(b, what, sizeof(what)));
-    req_sent(r, zoo_amulti(z->zh, b->count, b->ops, b->results, cb_void, r));
-}
-
-/*
- * Adds N's create (OP ZKOP_CREATE) or delete (ZKOP_DELETE) to the open batch, which goes out
- * before the loop sleeps, or when full.
- */
-static void
-batch_add(struct zknode *n, enum zkop op)
-{
-    struct zkpub *z = n->z;
-    struct zkbatch *b = z->batch;
-
-    if (b == NULL) {
-        b = z->batch = xcalloc(1, sizeof(*b));
-        ev_prepare_start(z->loop, &z->flush);
-    }
-    b->nodes[b->count] = n;
-    b->gens[b->count] = n->want_gen;
-    if (op == ZKOP_DELETE) {
-        b->docs[b->count] = NULL;
-        b->deletes++;
-    } else {
-        struct sbuf sb = {0};
-
-        node_render(n, &sb);
-        b->docs[b->count] = sb.buf ? sb.buf : xstrdup("");
-    }
-    b->count++;
-    n->busy = 1;
-    if (b->count == ZK_BATCH_MAX)
-        batch_send(z);
-}
-
-static void
-on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    batch_send(w->data);
-}
-
-/*
- * A multi completed with RC. On success every create and delete in it happened; otherwise
- * none did. A lost connection retries them as a batch when it is back; any other failure
- * (one node already there: a previous incarnation's, another agent's; a container gone; a
- * node already deleted) has each of them written alone from now on in this session, through
- * the single request's own handling of every case, so a batch never fails twice for one node.
- */
-static void
-on_batch_reply(struct zkpub *z, struct zkbatch *b, int rc)
-{
-    int solo = rc != ZOK && rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT && rc != ZCLOSING &&
-               rc != ZSESSIONEXPIRED && rc != ZINVALIDSTATE;
-    char what[64];
-
-    if (solo)
-        log_info(ZK_COMP, "%s in one request failed (%s): one by one from now on",
-                 batch_what(b, what, sizeof(what)), zerror(rc));
-    else if (rc != ZOK)
-        log_debug(ZK_COMP, "%s in one request: %s, will retry", batch_what(b, what, sizeof(what)),
-                  zerror(rc));
-    else if (b->deletes > 0)
-        log_info(ZK_COMP, "deleted %d nodes in one request", b->deletes);
-    for (int i = 0; i < b->count; i++) {
-        struct zknode *n = b->nodes[i];
-
-        n->busy = 0;
-        if (rc == ZOK && b->docs[i] == NULL) {
-            n->created = 0;
-            z->writes_ok++;
-            log_debug(ZK_COMP, "deleted %s", n->path);
-        } else if (rc == ZOK) {
-            node_created(n, b->gens[i]);
-        } else if (solo) {
-            n->solo = 1;
-        }
-        node_update_published(n);
-    }
-    for (int i = 0; i < b->count; i++)
-        node_reconcile(b->nodes[i]);
+    zk_req_sent(r, zoo_aremove_watches(n->z->zh, n->path, ZWATCHTYPE_DATA, zkcb_node_watch, n, 0,
+                                       (void_completion_t *)(uintptr_t)zkcb_void, r));
 }
 
 /*
@@ -801,11 +325,11 @@ on_batch_reply(struct zkpub *z, struct zkbatch *b, int rc)
  * 3. a conflicting node is only watched, to be taken when its owner lets go;
  * 4. otherwise create it, rewrite it if the desired document is newer, then watch it.
  * While creates are being answered (start-up, a new session) the watches wait for them:
- * the server answers a session's requests in order, and 10,000 exists requests sent between
- * the creates would hold the last nodes back by most of a second.
+ * the server answers a session's requests in order, and thousands of exists requests sent
+ * between the creates would hold the last nodes back (docs/performance.md).
  */
-static void
-node_reconcile(struct zknode *n)
+void
+zk_node_reconcile(struct zknode *n)
 {
     struct zkpub *z = n->z;
 
@@ -817,23 +341,21 @@ node_reconcile(struct zknode *n)
     }
     if (n->removed) {
         if (n->created && n->solo)
-            node_send_delete(n, ZKOP_DELETE, -1);
+            zk_node_send_delete(n, ZKOP_DELETE, -1);
         else if (n->created)
-            batch_add(n, ZKOP_DELETE);
-        else if (n->watched && !z->stopping)
+            zk_batch_add(n, ZKOP_DELETE);
+        else if (n->watched && z->state < ZK_STOPPING)
             node_send_unwatch(n);
         else
             node_maybe_free(n);
         return;
     }
-    if (z->stopping)
+    if (z->state >= ZK_STOPPING || n->want_gen == 0)
         return;
     if (!n->parent->done) {
         cont_reconcile(z, n->parent);
         return;
     }
-    if (n->is_agent && n->agent_count != z->a->ninstances && n->done_gen == n->want_gen)
-        n->want_gen++;
     if (n->conflict) {
         if (!n->watched)
             node_send_exists(n);
@@ -841,7 +363,7 @@ node_reconcile(struct zknode *n)
         if (n->solo)
             node_send_doc(n, ZKOP_CREATE);
         else
-            batch_add(n, ZKOP_CREATE);
+            zk_batch_add(n, ZKOP_CREATE);
     } else if (n->done_gen != n->want_gen) {
         node_send_doc(n, ZKOP_SET);
     } else if (!n->watched) {
@@ -853,18 +375,18 @@ node_reconcile(struct zknode *n)
 }
 
 /* Once every create is answered, sends the watches that waited for them. */
-static void
+void
 zk_arm_waiting(struct zkpub *z)
 {
     struct zknode *n;
 
     while (z->creates == 0 && z->batch == NULL && (n = TAILQ_FIRST(&z->waiting)) != NULL) {
         node_set_waiting(n, 0);
-        node_reconcile(n);
+        zk_node_reconcile(n);
     }
 }
 
-static void
+void
 zk_reconcile_all(struct zkpub *z)
 {
     struct zkcont *c;
@@ -873,10 +395,8 @@ zk_reconcile_all(struct zkpub *z)
     TAILQ_FOREACH (c, &z->conts, link)
         cont_reconcile(z, c);
     TAILQ_FOREACH_SAFE (n, &z->nodes, link, tmp)
-        node_reconcile(n);
+        zk_node_reconcile(n);
 }
-
-/* ---- replies ---- */
 
 /* A request failed with RC: count, log, and schedule a retry where one makes sense. */
 static void
@@ -920,11 +440,11 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
     switch (r->op) {
     case ZKOP_CREATE:
         if (rc == ZOK) {
-            node_created(n, r->gen);
+            zk_node_created(n, r->gen);
         } else if (rc == ZNODEEXISTS) {
-            struct zkreq *g = req_new(z, ZKOP_CHECK, n, NULL);
+            struct zkreq *g = zk_req_new(z, ZKOP_CHECK, n, NULL);
 
-            req_sent(g, zoo_aget(z->zh, n->path, 0, cb_data, g));
+            zk_req_sent(g, zoo_aget(z->zh, n->path, 0, zkcb_data, g));
             return;
         } else if (rc == ZNONODE) {
             n->parent->done = 0; /* someone removed the container: make it again */
@@ -942,7 +462,7 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
         } else if (rc == ZOK && doc_is_ours(z, e->data, e->datalen)) {
             log_info(ZK_COMP, "taking over %s from our previous session 0x%" PRIx64, n->path,
                      (uint64_t)e->owner);
-            node_send_delete(n, ZKOP_TAKEOVER, e->version);
+            zk_node_send_delete(n, ZKOP_TAKEOVER, e->version);
             return;
         } else if (rc == ZOK) {
             if (!n->conflict) {
@@ -1008,15 +528,46 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
     default:
         break;
     }
-    node_update_published(n);
 }
 
-static void
-on_watch(struct zkpub *z, struct zknode *n, int type)
+/* A request completed (its event was popped on the loop): release it, then act on the answer. */
+void
+zk_on_reply(struct zkpub *z, const struct zkev *e)
+{
+    /* Released first, so that the reply handler may send the node's next request. */
+    struct zkreq *r = e->ctx, done = *r;
+    struct zkbatch *b = r->batch;
+
+    r->batch = NULL;
+    zk_req_release(r);
+    if (b) {
+        if (z->zh == NULL) {
+            zk_batch_free(b, 1); /* a closed handle's leftover */
+            return;
+        }
+        zk_batch_reply(z, b, e->rc);
+        zk_batch_free(b, 0);
+        zk_arm_waiting(z);
+        return;
+    }
+    if (z->zh == NULL)
+        return; /* a closed handle's leftover: zk_close() forgets the session */
+    if (done.cont) {
+        on_cont_reply(z, done.cont, e->rc);
+    } else {
+        on_node_reply(z, &done, e);
+        zk_node_reconcile(done.node);
+    }
+    zk_arm_waiting(z);
+}
+
+/* N's exists-watch fired with TYPE (an event of the current handle). */
+void
+zk_on_watch(struct zkpub *z, struct zknode *n, int type)
 {
     node_set_watched(n, 0);
     if (type == ZOO_DELETED_EVENT) {
-        if (n->created && !n->busy && !n->removed && !z->stopping)
+        if (n->created && !n->busy && !n->removed && z->state < ZK_STOPPING)
             log_warn(ZK_COMP, "%s vanished (not deleted by us): re-creating it", n->path);
         if (!n->busy)
             n->created = 0;
@@ -1024,558 +575,71 @@ on_watch(struct zkpub *z, struct zknode *n, int type)
         n->fails = 0;
         n->retry_at = 0;
     }
-    node_update_published(n);
-}
-
-/* ---- session ---- */
-
-static int
-zk_open(struct zkpub *z)
-{
-    struct conf *conf = z->a->conf;
-    sigset_t block, old;
-    enum log_level ll = log_get_level();
-    int err;
-
-    zoo_set_debug_level(ll == LOGL_ERROR  ? ZOO_LOG_LEVEL_ERROR
-                        : ll == LOGL_WARN ? ZOO_LOG_LEVEL_WARN
-                                          : ZOO_LOG_LEVEL_INFO);
-    /* The client's two threads inherit this mask: signals stay with the loop thread. */
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    z->zh = zookeeper_init2(z->hosts, cb_session, (int)conf->zk_session_timeout_ms, NULL, z,
-                            ZOO_NO_LOG_CLIENTENV, cb_log);
-    err = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    z->connected = 0;
-    z->session_id = 0;
-    z->lost_since = ev_now(z->loop);
-    if (z->zh == NULL) {
-        log_error(ZK_COMP, "cannot start a session with %s: %s", z->hosts, strerror(err));
-        z->state = "closed";
-        return -1;
-    }
-    z->state = "connecting";
-    zoo_set_servers_resolution_delay(z->zh, -1);
-    if (conf->zk_auth)
-        zoo_add_auth(z->zh, "digest", conf->zk_auth, (int)strlen(conf->zk_auth), NULL, NULL);
-    log_info(ZK_COMP, "connecting to %s (session timeout %" PRId64 "ms)", z->hosts,
-             conf->zk_session_timeout_ms);
-    return 0;
-}
-
-static void on_event(struct zkpub *z, struct zkev *e);
-
-/* Drains the queue: events of a closed handle only release their requests. */
-static void
-zk_drain(struct zkpub *z)
-{
-    struct zkev *e;
-
-    while ((e = zkqueue_pop(&z->queue)) != NULL) {
-        on_event(z, e);
-        zkev_free(e);
-    }
-}
-
-/*
- * After zookeeper_close() returned (here or on a retired publisher's closer thread):
- * completions the client dropped at close leave their requests in the registry; they are
- * released once the queue is drained, and nothing of the session is ours any more.
- */
-static void
-zk_after_close(struct zkpub *z)
-{
-    struct zkreq *r, *tmp;
-
-    zk_drain(z);
-    TAILQ_FOREACH_SAFE (r, &z->reqs, link, tmp)
-        req_release(r);
-    zk_forget_session(z);
-}
-
-/* Closes the handle from the loop thread. */
-static void
-zk_close(struct zkpub *z)
-{
-    zhandle_t *zh = z->zh;
-
-    if (zh == NULL)
-        return;
-    batch_discard(z);
-    z->zh = NULL;
-    z->connected = 0;
-    zookeeper_close(zh);
-    zk_after_close(z);
-}
-
-static void
-zk_restart(struct zkpub *z)
-{
-    zk_close(z);
-    if (!z->stopping)
-        zk_open(z);
-}
-
-static void zk_finish(struct zkpub *z);
-
-static void
-on_session(struct zkpub *z, const struct zkev *e)
-{
-    if (e->state == ZOO_CONNECTED_STATE) {
-        int fresh = e->session_id != z->session_id;
-
-        if (z->lost || (fresh && z->ever_connected))
-            z->reconnects++;
-        if (fresh) {
-            zk_forget_session(z);
-            z->session_id = e->session_id;
-            log_info(ZK_COMP, "session 0x%" PRIx64 " established (timeout %dms)",
-                     (uint64_t)z->session_id, zoo_recv_timeout(z->zh));
-        } else {
-            log_info(ZK_COMP, "reconnected, session 0x%" PRIx64 " kept", (uint64_t)z->session_id);
-        }
-        z->connected = 1;
-        z->ever_connected = 1;
-        z->lost = 0;
-        z->state = "connected";
-        zk_reconcile_all(z);
-    } else if (e->state == ZOO_EXPIRED_SESSION_STATE) {
-        z->sessions_expired++;
-        z->state = "expired";
-        z->lost = 1;
-        log_warn(ZK_COMP, "session 0x%" PRIx64 " expired: starting a new one",
-                 (uint64_t)z->session_id);
-        if (z->stopping)
-            zk_finish(z);
-        else
-            zk_restart(z);
-    } else if (e->state == ZOO_AUTH_FAILED_STATE) {
-        z->lost = 1;
-        log_error(ZK_COMP, "authentication failed: starting a new session");
-        if (z->stopping)
-            zk_finish(z);
-        else
-            zk_restart(z);
-    } else if (z->connected) {
-        z->connected = 0;
-        z->lost = 1;
-        z->lost_since = ev_now(z->loop);
-        z->state = "connecting";
-        log_warn(ZK_COMP, "connection lost, session 0x%" PRIx64 " kept while reconnecting",
-                 (uint64_t)z->session_id);
-        if (z->stopping)
-            zk_finish(z);
-    }
-}
-
-static int
-zk_all_deleted(const struct zkpub *z)
-{
-    const struct zknode *n;
-
-    TAILQ_FOREACH (n, &z->nodes, link)
-        if (n->created || (n->busy && n->removed))
-            return 0;
-    return 1;
-}
-
-static void
-on_event(struct zkpub *z, struct zkev *e)
-{
-    if (e->kind == ZKEV_REPLY) {
-        /* Released first, so that the reply handler may send the node's next request. */
-        struct zkreq *r = e->ctx, done = *r;
-        struct zkbatch *b = r->batch;
-
-        r->batch = NULL;
-        req_release(r);
-        if (b) {
-            if (z->zh == NULL) {
-                batch_free(b, 1); /* a closed handle's leftover */
-                return;
-            }
-            on_batch_reply(z, b, e->rc);
-            batch_free(b, 0);
-            zk_arm_waiting(z);
-            return;
-        }
-        if (z->zh == NULL)
-            return; /* a closed handle's leftover: zk_close() forgets the session */
-        if (done.cont) {
-            on_cont_reply(z, done.cont, e->rc);
-        } else {
-            on_node_reply(z, &done, e);
-            node_reconcile(done.node);
-        }
-        zk_arm_waiting(z);
-        return;
-    }
-    if (e->zh != z->zh || z->zh == NULL)
-        return; /* from a handle already closed */
-    if (e->kind == ZKEV_SESSION) {
-        on_session(z, e);
-    } else {
-        struct zknode *n = e->ctx;
-
-        on_watch(z, n, e->type);
-        node_reconcile(n);
-    }
-}
-
-static void
-on_async(struct ev_loop *loop, ev_async *w, int revents)
-{
-    struct zkpub *z = w->data;
-
-    (void)loop;
-    (void)revents;
-    zk_drain(z);
-    if (z->stopping && !z->closed && (!z->connected || zk_all_deleted(z)))
-        zk_finish(z);
-}
-
-static void
-on_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct zkpub *z = w->data;
-    ev_tstamp lost_for = ev_now(loop) - z->lost_since;
-    double limit = ZK_LOST_FACTOR * (double)z->a->conf->zk_session_timeout_ms / 1000.0;
-
-    (void)revents;
-    if (z->stopping)
-        return;
-    if (z->zh == NULL) {
-        zk_open(z);
-        return;
-    }
-    if (!z->connected && z->session_id != 0 && lost_for > limit) {
-        log_warn(ZK_COMP, "not connected for %.0fs: giving up session 0x%" PRIx64, lost_for,
-                 (uint64_t)z->session_id);
-        z->state = "expired";
-        zk_restart(z);
-        return;
-    }
-    /* Everything else moves on replies, watches and session events: only retries wait. */
-    if (z->retry_due && zk_ready(z)) {
-        z->retry_due = 0;
-        zk_reconcile_all(z);
-    }
-}
-
-/* The end of a shutdown: close the session, stop our watchers, then report on the loop. */
-static void
-on_done_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct zkpub *z = w->data;
-
-    (void)loop;
-    (void)revents;
-    if (z->done)
-        z->done(z->done_arg);
-}
-
-static void
-zk_finish(struct zkpub *z)
-{
-    if (z->closed)
-        return;
-    z->closed = 1;
-    ev_timer_stop(z->loop, &z->tick);
-    ev_timer_stop(z->loop, &z->finish_timer);
-    if (z->zh && z->connected && !zk_all_deleted(z))
-        log_warn(ZK_COMP, "shutdown: not every node deleted in time; closing the session");
-    zk_close(z);
-    zkqueue_stop(&z->queue);
-    z->state = "closed";
-    log_info(ZK_COMP, "session closed");
-    ev_timer_init(&z->finish_timer, on_done_timer, 0., 0.);
-    z->finish_timer.data = z;
-    ev_timer_start(z->loop, &z->finish_timer);
-}
-
-static void
-on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    zk_finish(w->data);
-}
-
-struct zkpub *
-zkpub_new(struct agent *a)
-{
-    struct zkpub *z = xcalloc(1, sizeof(*z));
-    struct conf *conf = a->conf;
-    const char *root = strcmp(conf->zk_root, "/") == 0 ? "" : conf->zk_root;
-    struct zkcont *agents;
-    struct inst *inst;
-    char *p;
-
-    z->a = a;
-    z->loop = a->loop;
-    z->state = "connecting";
-    TAILQ_INIT(&z->conts);
-    TAILQ_INIT(&z->nodes);
-    TAILQ_INIT(&z->waiting);
-    TAILQ_INIT(&z->reqs);
-    if (conf->zk_auth) {
-        z->acl_entries[0].perms = ZOO_PERM_ALL;
-        z->acl_entries[0].id = ZOO_AUTH_IDS;
-        z->acl_entries[1].perms = ZOO_PERM_READ;
-        z->acl_entries[1].id = ZOO_ANYONE_ID_UNSAFE;
-        z->acl.count = 2;
-        z->acl.data = z->acl_entries;
-    } else {
-        z->acl = ZOO_OPEN_ACL_UNSAFE;
-    }
-    /* Containers in creation order: the root's ancestors, the root, agents, each cluster. */
-    p = xstrdup(root);
-    for (char *s = strchr(p + (*p != '\0'), '/'); s; s = strchr(s + 1, '/')) {
-        *s = '\0';
-        cont_get(z, p);
-        *s = '/';
-    }
-    if (*root)
-        cont_get(z, root);
-    free(p);
-    p = path_join(root, "agents");
-    agents = cont_get(z, p);
-    free(p);
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        p = path_join(root, inst->conf->cluster);
-        cont_get(z, p);
-        free(p);
-    }
-    z->agent_node = node_new(z, agents, conf->name);
-    z->agent_node->is_agent = 1;
-    z->hosts = addr_resolve_hosts(conf->zk_hosts);
-
-    zkqueue_init(&z->queue, z->loop, on_async, z);
-    ev_timer_init(&z->tick, on_tick, ZK_TICK_S, ZK_TICK_S);
-    z->tick.data = z;
-    ev_timer_start(z->loop, &z->tick);
-    ev_init(&z->finish_timer, on_deadline);
-    z->finish_timer.data = z;
-    ev_prepare_init(&z->flush, on_flush);
-    z->flush.data = z;
-    zk_open(z);
-    /* A publisher made again (reload with new settings) takes over the instances' states. */
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        if (inst->health.state != INST_UNKNOWN)
-            zkpub_update(z, inst);
-    }
-    return z;
+    zk_node_reconcile(n);
 }
 
 void
-zkpub_update(struct zkpub *z, struct inst *inst)
+zkpub_add_dir(struct zkpub *z, const char *dir)
 {
-    struct zknode *n;
+    char *cpath = path_join(z->root, dir);
 
-    if (z == NULL || z->stopping)
+    zk_cont_get(z, cpath);
+    free(cpath);
+}
+
+struct zknode *
+zkpub_node_new(struct zkpub *z, const char *dir, const char *name, zkpub_render_fn *render,
+               void *ud)
+{
+    struct zknode *n = NULL;
+    char *cpath, *path;
+
+    if (z->state >= ZK_STOPPING)
+        return NULL;
+    cpath = path_join(z->root, dir);
+    path = path_join(cpath, name);
+    /*
+     * A node still being deleted after a reload dropped it is taken back. Only then is the
+     * list searched: at start-up 10,000 first publications would make it quadratic.
+     */
+    if (z->nremoved > 0)
+        TAILQ_FOREACH (n, &z->nodes, link)
+            if (n->removed && strcmp(n->path, path) == 0)
+                break;
+    if (n)
+        zk_node_set_removed(n, 0);
+    else
+        n = node_new(z, zk_cont_get(z, cpath), name);
+    free(path);
+    free(cpath);
+    n->render = render;
+    n->ud = ud;
+    cont_reconcile(z, n->parent);
+    return n;
+}
+
+void
+zkpub_node_changed(struct zkpub *z, struct zknode *n)
+{
+    if (n == NULL || z->state >= ZK_STOPPING)
         return;
-    if ((n = inst->zn) == NULL) {
-        const char *root = strcmp(z->a->conf->zk_root, "/") == 0 ? "" : z->a->conf->zk_root;
-        char *cpath = path_join(root, inst->conf->cluster);
-        char *path = path_join(cpath, inst->conf->name);
-
-        /*
-         * A node still being deleted after a reload dropped it is taken back. Only then is
-         * the list searched: at start-up 10,000 first publications would make it quadratic.
-         */
-        n = NULL;
-        if (z->nremoved > 0)
-            TAILQ_FOREACH (n, &z->nodes, link)
-                if (n->removed && !n->is_agent && strcmp(n->path, path) == 0)
-                    break;
-        if (n) {
-            node_set_removed(n, 0);
-        } else {
-            n = node_new(z, cont_get(z, cpath), inst->conf->name);
-        }
-        free(path);
-        free(cpath);
-        n->inst = inst;
-        inst->zn = n;
-        cont_reconcile(z, n->parent);
-    }
     n->want_gen++;
-    inst->published = 0;
-    node_reconcile(n);
-    if (z->agent_node)
-        node_reconcile(z->agent_node);
+    zk_node_reconcile(n);
+}
+
+int
+zkpub_node_published(const struct zknode *n)
+{
+    return n != NULL && n->created && n->want_gen != 0 && n->done_gen == n->want_gen && !n->removed;
 }
 
 void
-zkpub_remove(struct zkpub *z, struct inst *inst)
+zkpub_node_remove(struct zkpub *z, struct zknode *n)
 {
-    struct zknode *n = inst->zn;
-
-    inst->published = 0;
-    if (n == NULL)
+    if (z == NULL || n == NULL)
         return;
-    node_detach(n);
-    if (z == NULL)
-        return;
-    node_set_removed(n, 1);
-    node_reconcile(n);
-    if (z->agent_node)
-        node_reconcile(z->agent_node);
-}
-
-void
-zkpub_get_stats(const struct zkpub *z, struct zkpub_stats *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (z == NULL) {
-        out->state = "closed";
-        return;
-    }
-    out->state = z->state;
-    out->session_id = z->zh ? z->session_id : 0; /* kept while reconnecting */
-    out->writes_ok = z->writes_ok;
-    out->writes_failed = z->writes_failed;
-    out->reconnects = z->reconnects;
-    out->sessions_expired = z->sessions_expired;
-    out->conflicts = z->conflicts;
-    out->pending = z->pending;
-    out->watches = z->watches;
-}
-
-void
-zkpub_shutdown(struct zkpub *z, void (*done)(void *arg), void *arg)
-{
-    struct zknode *n;
-    double budget = (double)z->a->conf->shutdown_timeout_ms / 1000.0;
-    double deletes = budget - ZK_CLOSE_MARGIN_S;
-
-    if (z->stopping)
-        return;
-    z->stopping = 1;
-    z->done = done;
-    z->done_arg = arg;
-    batch_discard(z); /* not sent: nothing of it to delete */
-    TAILQ_FOREACH (n, &z->nodes, link) {
-        node_set_removed(n, 1);
-        n->retry_at = 0;
-        node_detach(n);
-    }
-    if (!zk_ready(z)) {
-        zk_finish(z); /* ZooKeeper unreachable: nothing to wait for */
-        return;
-    }
-    if (deletes < budget / 2)
-        deletes = budget / 2;
-    ev_timer_set(&z->finish_timer, deletes, 0.);
-    ev_timer_start(z->loop, &z->finish_timer);
-    log_info(ZK_COMP, "shutdown: deleting our nodes");
-    zk_reconcile_all(z);
-    if (zk_all_deleted(z))
-        zk_finish(z);
-}
-
-static void *
-closer_main(void *arg)
-{
-    struct zkpub *z = arg;
-
-    zookeeper_close(z->zh_closing);
-    ev_async_send(z->loop, &z->close_done);
-    return NULL;
-}
-
-static void
-on_close_done(struct ev_loop *loop, ev_async *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    zkpub_free(w->data);
-}
-
-void
-zkpub_retire(struct zkpub *z)
-{
-    struct zknode *n;
-    sigset_t block, old;
-    int rc;
-
-    ev_timer_stop(z->loop, &z->tick);
-    ev_timer_stop(z->loop, &z->finish_timer);
-    batch_discard(z);
-    z->stopping = 1;
-    z->closed = 1;
-    z->state = "closed";
-    TAILQ_FOREACH (n, &z->nodes, link)
-        node_detach(n); /* the new publisher takes the instances over */
-    z->next_retired = z->a->zk_retired;
-    z->a->zk_retired = z;
-    if (z->zh == NULL) {
-        zkpub_free(z);
-        return;
-    }
-    /* From now on the loop sees no handle: events of the old one only release requests. */
-    z->zh_closing = z->zh;
-    z->zh = NULL;
-    z->connected = 0;
-    ev_async_init(&z->close_done, on_close_done);
-    z->close_done.data = z;
-    ev_async_start(z->loop, &z->close_done);
-    sigfillset(&block);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    rc = pthread_create(&z->closer, NULL, closer_main, z);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        log_warn(ZK_COMP, "cannot start a thread to close the old session (%s): closing it here",
-                 strerror(rc));
-        zookeeper_close(z->zh_closing);
-        zkpub_free(z);
-        return;
-    }
-    z->retired = 1;
-}
-
-void
-zkpub_free(struct zkpub *z)
-{
-    struct zknode *n;
-    struct zkcont *c;
-
-    if (z == NULL)
-        return;
-    if (z->zh_closing != NULL) {
-        /* Retired: its handle is closed (or being closed) on the closer thread. */
-        if (z->retired)
-            pthread_join(z->closer, NULL);
-        ev_async_stop(z->loop, &z->close_done);
-        z->zh_closing = NULL;
-        zk_after_close(z);
-    }
-    for (struct zkpub **p = &z->a->zk_retired; *p; p = &(*p)->next_retired) {
-        if (*p == z) {
-            *p = z->next_retired;
-            break;
-        }
-    }
-    ev_timer_stop(z->loop, &z->tick);
-    ev_timer_stop(z->loop, &z->finish_timer);
-    zk_close(z);
-    zkqueue_destroy(&z->queue);
-    while ((n = TAILQ_FIRST(&z->nodes)) != NULL) {
-        TAILQ_REMOVE(&z->nodes, n, link);
-        node_detach(n);
-        free(n->path);
-        free(n);
-    }
-    while ((c = TAILQ_FIRST(&z->conts)) != NULL) {
-        TAILQ_REMOVE(&z->conts, c, link);
-        free(c->path);
-        free(c);
-    }
-    free(z->hosts);
-    free(z);
+    n->render = NULL;
+    n->ud = NULL;
+    zk_node_set_removed(n, 1);
+    zk_node_reconcile(n);
 }

@@ -7,6 +7,7 @@
 
 #include "conf.h"
 #include "instance.h"
+#include "zkpub.h"
 
 /* Upper bounds of the probe latency histogram, in microseconds (Prometheus buckets). */
 #define AGENT_LATENCY_BUCKETS 12
@@ -28,7 +29,6 @@ struct agent_counters {
 };
 
 struct stats_server;
-struct zkpub;
 struct httpmetrics;
 
 /*
@@ -54,9 +54,11 @@ struct agent {
     int64_t started_ms;   /* wall clock at start */
     ev_tstamp started_at; /* ev_now() at start */
     struct stats_server *stats;
-    struct httpmetrics *metrics; /* NULL unless metrics_listen is set */
-    struct zkpub *zk;
-    struct zkpub *zk_retired; /* publishers of replaced settings, closing (zkpub_retire) */
+    struct httpmetrics *metrics;  /* NULL unless metrics_listen is set */
+    struct zkpub *zk;             /* the publisher of the running settings */
+    struct zknode *zk_agent_node; /* ROOT/agents/NAME in zk; agent.c renders its document */
+    int zk_agent_count;           /* the instance count its document last said */
+    struct zkpub_list zk_retired; /* publishers of replaced settings, closing (zkpub_retire) */
     ev_signal sigterm;
     ev_signal sigint;
     ev_signal sighup;
@@ -84,8 +86,5 @@ void agent_free(struct agent *a);
 
 /* Re-reads the config file and applies it as a diff (SIGHUP). */
 void agent_reload(struct agent *a);
-
-/* Called by an instance after its state or role changed (and was logged): publishes it. */
-void agent_instance_changed(struct agent *a, struct inst *inst, int what);
 
 #endif

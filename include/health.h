@@ -10,22 +10,7 @@
 enum inst_state { INST_UNKNOWN = 0, INST_UP, INST_DOWN };
 enum inst_role { ROLE_UNKNOWN = 0, ROLE_MASTER, ROLE_REPLICA, ROLE_SENTINEL };
 
-/* How one completed probe ended. */
-enum probe_status {
-    PROBE_OK = 0,     /* PONG */
-    PROBE_FAILED,     /* an error reply, a lost connection, garbage: counts towards fall */
-    PROBE_CONCLUSIVE, /* connection refused or missing unix socket: down at once */
-    PROBE_TIMEOUT,    /* the deadline expired: counts towards fall */
-};
-
-/* The outcome of one probe, filled by the probe module. */
-struct probe_result {
-    enum probe_status status;
-    int role_known;                 /* 1 if ROLE was answered during this probe */
-    enum inst_role role;            /* valid when role_known */
-    int64_t latency_us;             /* round trip of the PING, when status is PROBE_OK */
-    char reason[HEALTH_REASON_MAX]; /* "" when ok, else "connection refused", "timeout", ... */
-};
+struct probe_result; /* probe.h */
 
 /* An instance's health. Owner: the struct inst that embeds it; written only by health_record(). */
 struct health {

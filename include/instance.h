@@ -4,6 +4,7 @@
 #define SA_INSTANCE_H
 
 #include <ev.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #include "conf.h"
@@ -18,7 +19,9 @@ struct zknode;
  * released by inst_free() (which stops its timer and frees its probe link).
  * - conf: points into agent->conf; re-pointed by the agent when a reload swaps configs.
  * - period: the probe timer; started by inst_start(), stopped by inst_stop().
- * - zn: the ZooKeeper node state, owned by the zkpub module (zkpub_remove releases it).
+ * - zn: the handle of its ZooKeeper node, or NULL before its first conclusive probe. The node
+ *   belongs to the publisher a->zk: inst_publish() registers it, inst_unpublish() gives it up,
+ *   and the agent forgets it (sets NULL) when the publisher is shut down or replaced.
  */
 struct inst {
     TAILQ_ENTRY(inst) link;
@@ -31,7 +34,6 @@ struct inst {
     ev_tstamp phase_at;       /* where its probes fall in the interval, from agent->tune.base */
     ev_tstamp last_eof_probe; /* ev_now() of the last probe triggered by an idle link's EOF */
     struct zknode *zn;
-    int published; /* 1 when ZooKeeper holds the current state (set by zkpub) */
     /* per-instance counters */
     uint64_t probes_ok;
     uint64_t probes_failed;
@@ -43,6 +45,9 @@ TAILQ_HEAD(inst_list, inst);
 
 /* Allocates an instance for CONF; it does nothing until inst_start(). */
 struct inst *inst_new(struct agent *a, const struct conf_instance *conf);
+
+/* Re-points INST (and its probe) at CONF, an identical section of a reloaded config. */
+void inst_set_conf(struct inst *inst, const struct conf_instance *conf);
 
 /*
  * Sizes the probe rounds for the instances of CONF (at start and on every reload): probes fall
@@ -58,6 +63,15 @@ void inst_start(struct inst *inst, double phase);
 
 /* Stops probing: timer stopped, in-flight probe cancelled (not counted), link closed. */
 void inst_stop(struct inst *inst);
+
+/*
+ * Hands INST's state to the publisher a->zk (once it is known: not before the first conclusive
+ * probe): its node is registered if need be and rewritten with the current document.
+ */
+void inst_publish(struct inst *inst);
+
+/* Gives INST's node up (a reload removes INST): the publisher deletes it. */
+void inst_unpublish(struct inst *inst);
 
 /* inst_stop() and release of everything INST owns; INST must be unlinked from lists. */
 void inst_free(struct inst *inst);

@@ -4,15 +4,42 @@
 #define SA_PROBE_H
 
 #include <ev.h>
-#include <hiredis/async.h>
 #include <stdint.h>
 
 #include "health.h"
 
-struct inst;
+struct conf_instance;
+struct redisAsyncContext; /* hiredis/async.h: only probe.c needs its insides */
+
+/* How one completed probe ended. */
+enum probe_status {
+    PROBE_OK = 0,     /* PONG */
+    PROBE_FAILED,     /* an error reply, a lost connection, garbage: counts towards fall */
+    PROBE_CONCLUSIVE, /* connection refused or missing unix socket: down at once */
+    PROBE_TIMEOUT,    /* the deadline expired: counts towards fall */
+};
+
+/* The outcome of one probe, filled by the probe module. */
+struct probe_result {
+    enum probe_status status;
+    int role_known;                 /* 1 if ROLE was answered during this probe */
+    enum inst_role role;            /* valid when role_known */
+    int64_t latency_us;             /* round trip of the PING, when status is PROBE_OK */
+    char reason[HEALTH_REASON_MAX]; /* "" when ok, else "connection refused", "timeout", ... */
+};
+
+/*
+ * A probe completed (ok, failed or timed out): exactly once per probe_start(), possibly before
+ * probe_start() returns. TILT is non-zero for a timeout judged while the loop ran late.
+ */
+typedef void probe_done_fn(void *ud, const struct probe_result *r, int tilt);
+/* An idle link hit EOF (the server probably died): the owner may probe again at once. */
+typedef void probe_eof_fn(void *ud);
 
 /*
  * The probe link of one instance. Owner: the struct inst that embeds it.
+ * - loop, conf, done, eof, ud: given to probe_init(); conf points into the agent's config and
+ *   is re-pointed by the owner when a reload swaps in an identical section.
  * - ac: the persistent connection, or NULL. Released by probe_close() (redisAsyncFree with
  *   ac->data cleared first), or freed by hiredis itself after a connect failure or a
  *   disconnect, in whose callbacks we only forget the pointer.
@@ -20,7 +47,12 @@ struct inst;
  * - cmd_*: commands formatted once per instance (probe_init), freed by probe_free().
  */
 struct probe {
-    redisAsyncContext *ac;
+    struct ev_loop *loop;
+    const struct conf_instance *conf;
+    probe_done_fn *done;
+    probe_eof_fn *eof;
+    void *ud; /* handed back to done and eof */
+    struct redisAsyncContext *ac;
     int connected;      /* the connect callback said OK */
     int inflight;       /* a probe is running */
     ev_tstamp started;  /* ev_now() when the running probe started (deadline base) */
@@ -36,29 +68,24 @@ struct probe {
     int cmd_auth_len;
 };
 
-/* Called by the probe module when a probe completes (ok, failed or timed out). */
-typedef void (*probe_done_fn)(struct inst *inst, const struct probe_result *r, int tilt);
-/* Called when an idle connection is lost (EOF): the owner should probe again at once. */
-typedef void (*probe_eof_fn)(struct inst *inst);
-
-/* Sets the callbacks for every probe; once, before the first probe_start(). */
-void probe_set_callbacks(probe_done_fn done, probe_eof_fn eof);
-
-/* Prepares INST's probe link (formats its commands). */
-void probe_init(struct inst *inst);
+/*
+ * Prepares P to probe the instance CONF on LOOP (formats its commands); DONE and EOF are
+ * called with UD. No connection is made before probe_start().
+ */
+void probe_init(struct probe *p, struct ev_loop *loop, const struct conf_instance *conf,
+                probe_done_fn *done, probe_eof_fn *eof, void *ud);
 
 /*
- * Starts one probe of INST: connects if needed, then AUTH (on a new connection, if
- * configured), ROLE (on a new connection and every 10 s), PING, under a deadline of the
- * instance's timeout. Never blocks. The done callback runs exactly once, possibly before
- * this returns (a synchronous connect failure). Precondition: no probe in flight.
+ * Starts one probe: connects if needed, then AUTH (on a new connection, if configured), ROLE
+ * (on a new connection and every 10 s), PING, under a deadline of the instance's timeout.
+ * Never blocks. Precondition: no probe in flight.
  */
-void probe_start(struct inst *inst);
+void probe_start(struct probe *p);
 
 /* Cancels a running probe without reporting it and closes the connection. */
-void probe_close(struct inst *inst);
+void probe_close(struct probe *p);
 
 /* probe_close() and release of the formatted commands. */
-void probe_free(struct inst *inst);
+void probe_free(struct probe *p);
 
 #endif

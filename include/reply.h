@@ -5,7 +5,7 @@
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
-#include "health.h"
+#include "probe.h"
 
 /*
  * Classifies the reply to PING. Returns PROBE_OK for +PONG, PROBE_FAILED otherwise, with the

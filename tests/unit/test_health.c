@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "health.h"
+#include "probe.h"
 
 static int64_t now = 1000;
 

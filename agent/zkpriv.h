@@ -1,0 +1,233 @@
+/* zkpriv.h -- what the ZooKeeper publisher's files share (zkpub.c, zksession.c, zkbatch.c,
+ * zkqueue.c): its structs and the functions they call across files. Not for other modules. */
+#ifndef SA_ZKPRIV_H
+#define SA_ZKPRIV_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <zookeeper/zookeeper.h>
+
+#include "zkpub.h"
+#include "zkqueue.h"
+
+#define ZK_COMP      "zookeeper"
+#define ZK_BATCH_MAX 128 /* creates and deletes sent as one multi request */
+
+enum zkop {
+    ZKOP_CONT_CREATE = 0, /* create a persistent container */
+    ZKOP_CREATE,          /* create our ephemeral node */
+    ZKOP_CHECK,           /* get a node that already existed: whose is it? */
+    ZKOP_TAKEOVER,        /* delete a stale node of a previous incarnation of this agent */
+    ZKOP_SET,             /* rewrite our node */
+    ZKOP_DELETE,          /* delete our node (removed instance, shutdown) */
+    ZKOP_EXISTS,          /* (re-)arm the node's exists-watch */
+    ZKOP_UNWATCH,         /* drop the exists-watch of a node we give up */
+    ZKOP_MULTI,           /* create or delete several of our nodes in one request */
+};
+
+/*
+ * A persistent container (ROOT and its ancestors, ROOT/agents, ROOT/CLUSTER). Owner: the
+ * publisher's container list; freed by zkpub_free(). DONE is per session.
+ */
+struct zkcont {
+    TAILQ_ENTRY(zkcont) link;
+    char *path;
+    int done;
+    int busy;
+    int fails;
+    ev_tstamp retry_at;
+};
+
+/*
+ * One ephemeral node we publish: an instance's or the agent's own. Owner: the publisher's
+ * node list; created by zkpub_node_new(). It outlives its caller's handle after
+ * zkpub_node_remove() as long as a request or a watch still refers to it, and is freed by
+ * node_maybe_free() or zkpub_free(). The node pointer is the long-lived context of its
+ * exists-watch: registered once per session, re-armed only when it fired.
+ */
+struct zknode {
+    TAILQ_ENTRY(zknode) link;
+    TAILQ_ENTRY(zknode) wait_link; /* on the publisher's list of nodes waiting for a watch */
+    struct zkpub *z;
+    zkpub_render_fn *render; /* the caller's; NULL once removed */
+    void *ud;
+    struct zkcont *parent;
+    char *path;
+    int removed;       /* wanted gone: delete, then free */
+    int busy;          /* one request in flight, never more */
+    int created;       /* holds our data under our current session */
+    int watched;       /* exists-watch registered in the current session */
+    int conflict;      /* held by another agent: not overwritten */
+    int solo;          /* a multi with it failed: written alone in this session */
+    int waiting;       /* on z->waiting: its watch is sent once the creates are answered */
+    int32_t version;   /* data version of our last write, -1 unknown */
+    uint64_t want_gen; /* generation of the desired document (0: nothing to write yet) */
+    uint64_t done_gen; /* generation ZooKeeper holds (0: none or unknown) */
+    int fails;
+    ev_tstamp retry_at;
+};
+
+/*
+ * Creates and deletes gathered during one loop iteration, sent as one multi request:
+ * ZooKeeper spends far less server CPU per node on a multi of creates than on single creates
+ * (docs/performance.md), and that is what publishing thousands of nodes at start-up or after a
+ * new session, and deleting them at shutdown, is limited by. Owner: the publisher while open
+ * (z->batch, sent or discarded before the loop next sleeps), then its request (r->batch), freed by
+ * zk_req_release(). The client reads OPS and writes RESULTS until the completion, so they live here
+ * and not on a stack. Each node in it is busy.
+ */
+struct zkbatch {
+    int count;
+    int deletes; /* how many of them are deletes */
+    struct zknode *nodes[ZK_BATCH_MAX];
+    uint64_t gens[ZK_BATCH_MAX]; /* document generation sent */
+    char *docs[ZK_BATCH_MAX];    /* NULL: delete the node */
+    zoo_op_t ops[ZK_BATCH_MAX];
+    zoo_op_result_t results[ZK_BATCH_MAX];
+};
+
+/*
+ * One request in flight. Owner: the publisher's registry from the zoo_a* call until its
+ * reply is handled on the loop, or until zookeeper_close() left it orphaned (ZOOKEEPER-2894)
+ * and the publisher frees it. The client only ever sees its address as the completion data.
+ */
+struct zkreq {
+    TAILQ_ENTRY(zkreq) link;
+    struct zkpub *z;
+    enum zkop op;
+    struct zknode *node;
+    struct zkcont *cont;
+    struct zkbatch *batch; /* ZKOP_MULTI */
+    uint64_t gen;          /* document generation sent */
+};
+
+/*
+ * The publisher's life, one state at a time (the stats socket's zk_state in quotes):
+ * - ZK_CLOSED: no handle, zookeeper_init() failed; the tick tries again ("closed");
+ * - ZK_CONNECTING: a handle, not connected: its first connection, or after a loss
+ *   ("connecting");
+ * - ZK_CONNECTED: connected, with a session ("connected");
+ * - ZK_STOPPING: shutting down, still connected, deleting our nodes ("connected"); any loss
+ *   of the connection ends it;
+ * - ZK_FINISHED: closed for good, shut down or retired ("closed").
+ * A session that expires is replaced at once, so "expired" is never seen from the loop.
+ */
+enum zkstate { ZK_CLOSED = 0, ZK_CONNECTING, ZK_CONNECTED, ZK_STOPPING, ZK_FINISHED };
+
+/*
+ * The publisher. Owner: the agent (a->zk); created by zkpub_new(), released by
+ * zkpub_free(). After zkpub_retire() it is on the retired list it was given and the closer
+ * thread owns its handle (zh_closing) until zookeeper_close() returns; on_close_done then
+ * frees it on the loop. Every other field is read and written on the loop thread only; the
+ * client's threads reach it through the queue alone.
+ */
+struct zkpub {
+    struct ev_loop *loop;
+    struct zkpub_settings set; /* our copy: its strings point into set_buf */
+    char *set_buf;
+    const char *root; /* set.root, "" for "/" */
+    zhandle_t *zh;
+    char *hosts; /* numeric host:port list, resolved once at start */
+    struct zkqueue queue;
+    ev_timer tick;
+    ev_timer finish_timer; /* shutdown deadline, or a zero-delay finish */
+    ev_prepare flush;      /* sends the open batch before the loop sleeps; active with it */
+    struct zkbatch *batch; /* writes gathered in this loop iteration, not sent yet */
+    TAILQ_HEAD(, zkcont) conts;
+    TAILQ_HEAD(, zknode) nodes;
+    int nremoved; /* nodes with removed set: zkpub_node_new() searches them only if any */
+    TAILQ_HEAD(, zknode) waiting; /* created nodes whose exists-watch waits for the creates */
+    TAILQ_HEAD(, zkreq) reqs;
+    struct ACL acl_entries[2];
+    struct ACL_vector acl;
+    enum zkstate state;
+    uint64_t connects;    /* connections made: every one after the first is a reconnect */
+    ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
+    int64_t session_id;
+    int pending;
+    int creates;   /* create and multi requests in flight */
+    int retry_due; /* something failed and waits for a retry: the tick reconciles all */
+    int watches;
+    uint64_t writes_ok;
+    uint64_t writes_failed;
+    uint64_t reconnects;
+    uint64_t sessions_expired;
+    uint64_t conflicts;
+    pthread_t closer;                /* closes zh_closing, then signals close_done */
+    zhandle_t *zh_closing;           /* the handle `closer` owns; set while it runs */
+    ev_async close_done;             /* `closer` returned: free the publisher on the loop */
+    struct zkpub_list *retired;      /* the list it is on after zkpub_retire(), or NULL */
+    TAILQ_ENTRY(zkpub) retired_link; /* on *retired */
+    void (*done)(void *);
+    void *done_arg;
+};
+
+/* ---- zkqueue.c: the client's threads (completions and watchers): copy, queue, wake ---- */
+
+void zkcb_string(int rc, const char *value, const void *data);
+void zkcb_stat(int rc, const struct Stat *st, const void *data);
+void zkcb_void(int rc, const void *data);
+void zkcb_data(int rc, const char *value, int len, const struct Stat *st, const void *data);
+/* The handle's global watcher: queues its session events. */
+void zkcb_session(zhandle_t *zh, int type, int state, const char *path, void *ctx);
+/* A node's exists-watch (the node is CTX): queues what fired. */
+void zkcb_node_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx);
+
+/* ---- zksession.c ---- */
+
+/* The client's log callback (its threads): each line becomes one of ours, "zookeeper client". */
+void zkcb_log(const char *msg);
+
+/* ---- zkpub.c: requests, nodes and containers ---- */
+
+/* Registers a request of OP for node N or container C (either may be NULL), which is busy. */
+struct zkreq *zk_req_new(struct zkpub *z, enum zkop op, struct zknode *n, struct zkcont *c);
+/* Forgets R: its node or container is free for the next request (frees its batch). */
+void zk_req_release(struct zkreq *r);
+/* A zoo_a* call for R returned RC: 0, or -1 after releasing R (its completion never runs). */
+int zk_req_sent(struct zkreq *r, int rc);
+/* Returns the container PATH, added to the publisher's list if new. */
+struct zkcont *zk_cont_get(struct zkpub *z, const char *path);
+/* Renders N's current document into SB (its owner's render callback). */
+void zk_node_render(struct zknode *n, struct sbuf *sb);
+/* Creates (OP ZKOP_CREATE) or rewrites (ZKOP_SET) N with DOC, LEN bytes of generation GEN. */
+void zk_node_send_text(struct zknode *n, enum zkop op, const char *doc, int len, uint64_t gen);
+/* Deletes N (OP ZKOP_DELETE or ZKOP_TAKEOVER) at VERSION (-1: any). */
+void zk_node_send_delete(struct zknode *n, enum zkop op, int version);
+/* ZooKeeper confirmed our create of N with the document of generation GEN. */
+void zk_node_created(struct zknode *n, uint64_t gen);
+/* Marks N wanted gone, or wanted again. */
+void zk_node_set_removed(struct zknode *n, int removed);
+/* Brings N one request closer to what it should be. */
+void zk_node_reconcile(struct zknode *n);
+/* Brings every container and node one request closer to what it should be. */
+void zk_reconcile_all(struct zkpub *z);
+/* Once every create is answered, sends the watches that waited for them. */
+void zk_arm_waiting(struct zkpub *z);
+/* The session is gone: nothing we created or watched survives in it. */
+void zk_forget_session(struct zkpub *z);
+/* Returns 1 when requests can be sent: a handle, connected, with a session. */
+int zk_ready(const struct zkpub *z);
+/* Returns 1 when none of our nodes is left in ZooKeeper nor being deleted. */
+int zk_all_deleted(const struct zkpub *z);
+/* A request's completion E was popped on the loop. */
+void zk_on_reply(struct zkpub *z, const struct zkev *e);
+/* N's exists-watch fired with TYPE (an event of the current handle). */
+void zk_on_watch(struct zkpub *z, struct zknode *n, int type);
+
+/* ---- zkbatch.c: creates and deletes of one loop iteration in one multi ---- */
+
+/* Adds N's create (OP ZKOP_CREATE) or delete (ZKOP_DELETE) to the open batch. */
+void zk_batch_add(struct zknode *n, enum zkop op);
+/* Drops the open batch unsent: its nodes are idle again. */
+void zk_batch_discard(struct zkpub *z);
+/* Frees B; RELEASE: its nodes are idle again. */
+void zk_batch_free(struct zkbatch *b, int release);
+/* A multi completed with RC: the outcome of each of its nodes. */
+void zk_batch_reply(struct zkpub *z, struct zkbatch *b, int rc);
+/* The publisher's ev_prepare: sends the open batch before the loop sleeps. */
+void zk_batch_flush(struct ev_loop *loop, ev_prepare *w, int revents);
+
+#endif
