@@ -1,11 +1,11 @@
 """Scenario: a "ZooKeeper" that never answers, or answers with garbage (fakezk.py): random
 bytes for a handshake; an expired-session answer (timeOut 0); a plausible answer followed by
-a frame of length -1, or by a frame announcing ~2 GiB and streaming bytes. Against each,
+a frame of length -1, or by a frame announcing ~2 GiB and streaming bytes fast. Against each,
 with a real Redis configured: probing never stalls, `stats` answers within 200 ms, memory and
 threads stay flat, and there is no reconnect spin (connects/s and CPU bounded) --
 fakezk.measure_agent_against() says exactly what is asserted.
 
-Three cases fail today because of the ZooKeeper C client and how zkpub.c uses it; they are
+Four cases fail today because of the ZooKeeper C client and how zkpub.c uses it; they are
 marked xfail with the measured cause (strict where the outcome is deterministic, so that a
 fix makes them pass and the marker must go).
 """
@@ -35,7 +35,11 @@ LIBZK_SPIN = ("ZooKeeper C client 3.8 recv_buffer(): a frame length < 0 makes ca
         "(recv_timeout/60) become 0 and it reconnects ~2,000 times a second, logging "
         "'Exceeded deadline' at warn each time; zkpub does not reject a timeout <= 0"))),
     pytest.param("bad_frame", marks=pytest.mark.xfail(strict=True, reason=LIBZK_SPIN)),
-    "huge_frame",
+    pytest.param("huge_frame", marks=pytest.mark.xfail(strict=True, reason=(
+        "ZooKeeper C client 3.8 recv_buffer() callocs whatever length a frame announces "
+        "(heap_bytes jumps to 2 GiB at once) and fills it as bytes arrive: streamed at "
+        "loopback speed, the agent's RSS reached 260 MiB in 2 s (the unit's MemoryMax=256M "
+        "would kill it); the client has no frame-size limit and zkpub none around it"))),
 ])
 def test_hostile_zookeeper_answers(env, mode):
     measure_agent_against(env, mode)
