@@ -15,7 +15,6 @@
 #include "log.h"
 #include "sockserv.h"
 
-#define HTTP_BACKLOG    64
 #define HTTP_LINGER     2.0         /* seconds to wait for the client's EOF after the response */
 #define HTTP_LINGER_MAX (64 * 1024) /* bytes discarded before giving up on a clean close */
 #define HTTP_METHOD_MAX 16
@@ -44,10 +43,10 @@ struct http_client {
  * which frees ss: every client, then the listening socket.
  */
 struct httpmetrics {
-    struct sockserv *ss;                   /* the listener and its clients; owned */
-    struct addr addr;                      /* what it listens on */
-    char name[ADDR_HOST_MAX + 16];         /* borrowed by ss */
-    char full_warning[ADDR_HOST_MAX + 80]; /* borrowed by ss */
+    struct sockserv *ss;                    /* the listener and its clients; owned */
+    struct addr addr;                       /* what it listens on */
+    char name[ADDR_HOST_MAX + 16];          /* borrowed by ss */
+    char full_warning[ADDR_HOST_MAX + 112]; /* borrowed by ss */
     httpmetrics_body_fn body;
     void *ud;
 };
@@ -357,7 +356,7 @@ httpmetrics_listen(struct ev_loop *loop, const struct addr *addr, httpmetrics_bo
         close(fd);
         return NULL;
     }
-    if (listen(fd, HTTP_BACKLOG) < 0) {
+    if (listen(fd, SOCKSERV_BACKLOG) < 0) {
         snprintf(err, errlen, "metrics_listen %s: cannot listen: %s", name, strerror(errno));
         close(fd);
         return NULL;
@@ -367,7 +366,8 @@ httpmetrics_listen(struct ev_loop *loop, const struct addr *addr, httpmetrics_bo
     s->addr = *addr;
     util_strlcpy(s->name, name, sizeof(s->name));
     snprintf(s->full_warning, sizeof(s->full_warning),
-             "%d clients connected to %s: refusing new connections", HTTPMETRICS_MAX_CLIENTS, name);
+             "%d clients connected to %s: closing idle ones, else refusing new ones",
+             HTTPMETRICS_MAX_CLIENTS, name);
     s->body = body;
     s->ud = ud;
     const struct sockserv_conf cf = {
@@ -375,6 +375,7 @@ httpmetrics_listen(struct ev_loop *loop, const struct addr *addr, httpmetrics_bo
         .name = s->name,
         .full_warning = s->full_warning,
         .max_clients = HTTPMETRICS_MAX_CLIENTS,
+        .evict_after = HTTPMETRICS_EVICT_AFTER,
         .timeout = HTTPMETRICS_TIMEOUT,
         .data_size = sizeof(struct http_client),
         .out_keep = 0,
@@ -398,6 +399,12 @@ httpmetrics_is_on(const struct httpmetrics *h, const struct addr *addr)
 {
     return h != NULL && h->addr.family == addr->family && h->addr.port == addr->port &&
            strcmp(h->addr.host, addr->host) == 0;
+}
+
+void
+httpmetrics_set_limits(struct httpmetrics *h, double timeout, double evict_after)
+{
+    sockserv_set_limits(h->ss, timeout, evict_after);
 }
 
 void

@@ -30,6 +30,7 @@ struct sockserv_conn {
     ev_timer timer;         /* conf.timeout (conf.expired), or the linger deadline */
     struct sbuf out;        /* bytes to send; owned */
     size_t outpos;          /* bytes of out already sent */
+    ev_tstamp progress;     /* accept, sockserv_touch() or write progress: for eviction */
     int lingering;          /* our side is shut down; input is discarded until EOF */
     size_t discarded;       /* bytes discarded while lingering */
     const char *linger_why; /* logged when the linger ends; static, not owned */
@@ -131,6 +132,7 @@ sockserv_flush(struct sockserv_conn *c)
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c->outpos += (size_t)n;
+            c->progress = ev_now(loop);
             ev_timer_again(loop, &c->timer);
             continue;
         }
@@ -181,6 +183,7 @@ sockserv_read_stop(struct sockserv_conn *c)
 void
 sockserv_touch(struct sockserv_conn *c)
 {
+    c->progress = ev_now(c->srv->loop);
     ev_timer_again(c->srv->loop, &c->timer);
 }
 
@@ -254,6 +257,7 @@ conn_new(struct sockserv *s, int fd)
     ev_init(&c->timer, on_conn_timer);
     c->timer.repeat = s->cf.timeout;
     c->timer.data = c;
+    c->progress = ev_now(s->loop);
     TAILQ_INSERT_TAIL(&s->clients, c, link);
     s->ctr.clients++;
     ev_timer_again(s->loop, &c->timer);
@@ -280,6 +284,35 @@ accept_pause(struct sockserv *s, int errnum)
     ev_io_stop(s->loop, &s->accept_w);
     ev_timer_set(&s->accept_pause, SOCKSERV_ACCEPT_PAUSE, 0.0);
     ev_timer_start(s->loop, &s->accept_pause);
+}
+
+/*
+ * Makes room for a new client when max_clients are connected, by closing the client that
+ * has waited longest for input without progress, if that is at least cf.evict_after. Only
+ * clients waiting for input are candidates: not one being answered, nor one lingering (it
+ * ends soon by itself). So a few hundred clients that connect and dribble (or say nothing)
+ * cannot turn away an operator for their whole idle timeout, while a burst of fresh ones
+ * cannot push out each other. Returns 1 if a client was closed.
+ */
+static int
+evict_one(struct sockserv *s)
+{
+    struct sockserv_conn *c, *oldest = NULL;
+    ev_tstamp limit = ev_now(s->loop) - s->cf.evict_after;
+
+    if (s->cf.evict_after <= 0)
+        return 0;
+    TAILQ_FOREACH (c, &s->clients, link) {
+        if (c->lingering || c->outpos < c->out.len || c->progress > limit)
+            continue;
+        if (oldest == NULL || c->progress < oldest->progress)
+            oldest = c;
+    }
+    if (oldest == NULL)
+        return 0;
+    s->ctr.evicted++;
+    sockserv_close(oldest, "no progress, closed to make room for a new client");
+    return 1;
 }
 
 static void
@@ -310,12 +343,16 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
         s->fd_warned = 0;
         s->ctr.accepted++;
         if (s->ctr.clients >= s->cf.max_clients) {
-            close(fd);
-            s->ctr.rejected++;
-            if (!s->full_warned)
+            int warned = s->full_warned; /* an eviction frees a slot, but still full */
+            int evicted = evict_one(s);
+            if (!warned)
                 log_warn(s->cf.tag, "%s", s->cf.full_warning);
             s->full_warned = 1;
-            continue;
+            if (!evicted) {
+                close(fd);
+                s->ctr.rejected++;
+                continue;
+            }
         }
         conn_new(s, fd);
     }
@@ -337,6 +374,13 @@ sockserv_start(struct ev_loop *loop, int fd, const struct sockserv_conf *cf, voi
     s->accept_pause.data = s;
     ev_io_start(loop, &s->accept_w);
     return s;
+}
+
+void
+sockserv_set_limits(struct sockserv *s, double timeout, double evict_after)
+{
+    s->cf.timeout = timeout;
+    s->cf.evict_after = evict_after;
 }
 
 void

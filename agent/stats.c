@@ -13,7 +13,6 @@
 #include "log.h"
 #include "sockserv.h"
 
-#define STATS_BACKLOG    128
 #define STATS_OUT_KEEP   (64 * 1024)   /* output capacity kept by a client between answers */
 #define STATS_LINGER     2.0           /* seconds to discard input after a line too long */
 #define STATS_LINGER_MAX (1024 * 1024) /* bytes discarded before giving up on a clean close */
@@ -48,7 +47,7 @@ struct stats_server {
     stats_answer_fn answer;
     void *ud;
     struct stats_server_counters ctr; /* the protocol's; the connection counts are in ss */
-    char full_warning[64];            /* borrowed by ss */
+    char full_warning[96];            /* borrowed by ss */
 };
 
 /* Answers LINE (LEN bytes, NUL-terminated at LEN) unless it is empty once a CR is dropped. */
@@ -58,7 +57,9 @@ client_answer(struct stats_server *s, struct sockserv_conn *c, char *line, size_
     if (len > 0 && line[len - 1] == '\r')
         line[--len] = '\0';
     if (len == 0)
-        return;
+        return; /* an empty line is no command: it does not keep the client alive */
+    /* A complete command restarts the idle limit; bytes alone never do (a dribbler). */
+    sockserv_touch(c);
     /* A NUL inside the line would cut the command short: make it visible as '?' instead. */
     for (size_t i = 0; i < len; i++)
         if (line[i] == '\0')
@@ -146,7 +147,6 @@ client_read(struct sockserv_conn *c, void *ud)
         return;
     if (n > 0) {
         sc->inlen += (size_t)n;
-        sockserv_touch(c);
     } else {
         sc->eof = 1;
         sockserv_read_stop(c);
@@ -160,7 +160,7 @@ client_idle(struct sockserv_conn *c, void *ud)
     struct stats_server *s = ud;
 
     s->ctr.idle_closed++;
-    sockserv_close(c, "idle");
+    sockserv_close(c, "no complete command line in time");
 }
 
 /*
@@ -254,7 +254,7 @@ stats_listen(struct ev_loop *loop, const char *path, mode_t mode, stats_answer_f
         snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
         goto fail_unlink;
     }
-    if (listen(fd, STATS_BACKLOG) < 0) {
+    if (listen(fd, SOCKSERV_BACKLOG) < 0) {
         snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
         goto fail_unlink;
     }
@@ -266,12 +266,13 @@ stats_listen(struct ev_loop *loop, const char *path, mode_t mode, stats_answer_f
     s->answer = answer;
     s->ud = ud;
     snprintf(s->full_warning, sizeof(s->full_warning),
-             "%d clients connected: refusing new connections", STATS_MAX_CLIENTS);
+             "%d clients connected: closing idle ones, else refusing new ones", STATS_MAX_CLIENTS);
     const struct sockserv_conf cf = {
         .tag = "stats",
         .name = s->path,
         .full_warning = s->full_warning,
         .max_clients = STATS_MAX_CLIENTS,
+        .evict_after = STATS_EVICT_AFTER,
         .timeout = STATS_IDLE_TIMEOUT,
         .data_size = sizeof(struct stats_client),
         .out_keep = STATS_OUT_KEEP,
@@ -302,6 +303,13 @@ stats_get_counters(const struct stats_server *s, struct stats_server_counters *o
     out->clients = sc.clients;
     out->clients_total = sc.accepted;
     out->clients_rejected = sc.rejected;
+    out->clients_evicted = sc.evicted;
+}
+
+void
+stats_set_limits(struct stats_server *s, double idle_timeout, double evict_after)
+{
+    sockserv_set_limits(s->ss, idle_timeout, evict_after);
 }
 
 void

@@ -1,8 +1,11 @@
 /* fuzz_stats.c -- libFuzzer target: the stats socket's command reader, through its public API.
  * A real stats_listen() on a temporary unix socket; each input is sent by one client, in
  * chunks cut where the input says, then the client shuts down its side and reads until the
- * server closes. Checks: the server always ends the exchange, every answer ends with an
- * empty line, and the server is left with no client and nothing leaked. */
+ * server closes. An input whose second byte is 'D' is a dribbler instead: it never shuts down
+ * its side, and the server must end the exchange by its idle limit (shortened to
+ * DRIBBLE_IDLE), whatever partial line it holds. Checks: the server always ends the
+ * exchange, every answer ends with an empty line, and the server is left with no client and
+ * nothing leaked. */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -17,6 +20,8 @@
 
 #include "stats.h"
 #include "util.h"
+
+#define DRIBBLE_IDLE 0.03 /* seconds: the idle limit for a dribbling input */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -77,12 +82,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char rbuf[1 << 16];
     size_t sent = 0, got = 0, chunk;
     int fd, shut = 0, eof = 0;
+    int dribble = size > 1 && data[1] == 'D';
     char last2[2] = {0, 0};
 
     if (srv == NULL)
         setup();
     /* The first byte picks the write chunk size, so that lines cross read boundaries. */
     chunk = size > 0 ? (size_t)data[0] * 7 + 1 : 1;
+    if (dribble)
+        stats_set_limits(srv, DRIBBLE_IDLE, 0);
+    else
+        stats_set_limits(srv, STATS_IDLE_TIMEOUT, STATS_EVICT_AFTER);
 
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     util_strlcpy(sun.sun_path, sock_path, sizeof(sun.sun_path));
@@ -91,6 +101,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (long iter = 0; !eof; iter++) {
         if (iter > 2000000)
             abort(); /* the server never ended the exchange */
+        if (dribble && sent == size)
+            usleep(100); /* wait for the idle limit without spinning */
         if (sent < size) {
             size_t n = size - sent < chunk ? size - sent : chunk;
             ssize_t w = send(fd, data + sent, n, MSG_NOSIGNAL);
@@ -98,7 +110,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 sent += (size_t)w;
             else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
                 sent = size; /* the server closed on us (line too long): stop sending */
-        } else if (!shut) {
+        } else if (!shut && !dribble) {
             shutdown(fd, SHUT_WR);
             shut = 1;
         }

@@ -5,9 +5,16 @@
 #include <ev.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "util.h"
+
+/*
+ * The listen backlog of every stream server: a burst of this many connects waits in the
+ * kernel's queue instead of being refused (the kernel caps it at net.core.somaxconn).
+ */
+#define SOCKSERV_BACKLOG (SOMAXCONN > 1024 ? SOMAXCONN : 1024)
 
 struct sockserv;      /* a listener, its accept loop and its clients */
 struct sockserv_conn; /* one client: fd, read/write watchers, timer, output buffer */
@@ -17,7 +24,9 @@ struct sockserv_conf {
     const char *tag;          /* log component of every line the server logs */
     const char *name;         /* the listener in log lines: a socket path or HOST:PORT */
     const char *full_warning; /* logged once when max_clients are connected, until one leaves */
-    int max_clients;          /* connections beyond this are accepted and closed at once */
+    int max_clients;          /* connections beyond this are accepted and closed at once... */
+    double evict_after;       /* ...unless a client waiting for input made no progress for this
+                                 long (seconds; 0: never): the longest-waiting one is closed */
     double timeout;     /* a new client's timer; sockserv_touch() and write progress re-arm it */
     size_t data_size;   /* bytes of zeroed protocol state per client, at sockserv_data() */
     size_t out_keep;    /* output capacity a client keeps once all is sent; more is freed */
@@ -36,6 +45,7 @@ struct sockserv_counters {
     int clients;       /* connected now */
     uint64_t accepted; /* accepted, including the rejected */
     uint64_t rejected; /* closed at once because max_clients were connected */
+    uint64_t evicted;  /* closed to make room for a new one (conf.evict_after) */
 };
 
 /*
@@ -47,6 +57,12 @@ struct sockserv *sockserv_start(struct ev_loop *loop, int fd, const struct socks
 
 /* Closes every client, stops accepting, closes the listening socket, frees S. NULL is allowed. */
 void sockserv_free(struct sockserv *s);
+
+/*
+ * Changes S's conf.timeout and conf.evict_after for clients accepted from now on (tests use
+ * short ones).
+ */
+void sockserv_set_limits(struct sockserv *s, double timeout, double evict_after);
 
 /* Reads S's connection counters into OUT. */
 void sockserv_get_counters(const struct sockserv *s, struct sockserv_counters *out);
@@ -69,7 +85,11 @@ void sockserv_read_start(struct sockserv_conn *c);
 /* Stops C's read watcher. */
 void sockserv_read_stop(struct sockserv_conn *c);
 
-/* Restarts C's timer from now (write progress does so by itself). */
+/*
+ * Restarts C's timer from now, and counts it as progress for eviction (write progress does
+ * both by itself). The protocol calls it when a request is complete, not per byte, so that a
+ * client dribbling bytes is cut off.
+ */
 void sockserv_touch(struct sockserv_conn *c);
 
 /*

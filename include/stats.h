@@ -8,9 +8,12 @@
 
 #include "util.h"
 
-#define STATS_LINE_MAX     1024 /* longest accepted command line, LF excluded */
-#define STATS_MAX_CLIENTS  256  /* connections beyond this are accepted and closed at once */
-#define STATS_IDLE_TIMEOUT 10.0 /* seconds without progress before a client is closed */
+#define STATS_LINE_MAX    1024 /* longest accepted command line, LF excluded */
+#define STATS_MAX_CLIENTS 256  /* connections beyond this are accepted and closed at once... */
+#define STATS_EVICT_AFTER 1.0  /* ...unless one waited this long: the longest-waiting is closed */
+#define STATS_IDLE_TIMEOUT                                                                         \
+    10.0 /* seconds without a complete command line (or an answer's write                          \
+            progress) before a client is closed; bytes alone don't count */
 
 struct stats_server;
 
@@ -25,6 +28,7 @@ struct stats_server_counters {
     int clients;               /* connected now */
     uint64_t clients_total;    /* accepted */
     uint64_t clients_rejected; /* closed at once because STATS_MAX_CLIENTS were connected */
+    uint64_t clients_evicted;  /* closed to make room for a new one (STATS_EVICT_AFTER) */
     uint64_t commands;         /* lines answered */
     uint64_t lines_too_long;
     uint64_t idle_closed;
@@ -40,6 +44,12 @@ struct stats_server *stats_listen(struct ev_loop *loop, const char *path, mode_t
 
 /* Reads the server's counters. */
 void stats_get_counters(const struct stats_server *s, struct stats_server_counters *out);
+
+/*
+ * Replaces STATS_IDLE_TIMEOUT and STATS_EVICT_AFTER for clients accepted from now on (for
+ * tests, which cannot wait 10 s per case).
+ */
+void stats_set_limits(struct stats_server *s, double idle_timeout, double evict_after);
 
 /* Closes every client and the listener, removes the socket file, frees S. NULL is allowed. */
 void stats_close(struct stats_server *s);

@@ -342,6 +342,80 @@ test_listen_errors(void **state)
     httpmetrics_close(NULL);
 }
 
+/*
+ * Slowloris: a client trickling a request head byte by byte, never finishing it, is closed
+ * when the head's deadline ends (counted from the connect, not from its last byte).
+ */
+static void
+test_slowloris_cut_off(void **state)
+{
+    struct fix *f = *state;
+    static const char head[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    char buf[256];
+    size_t i = 0;
+
+    httpmetrics_set_limits(f->srv, 0.3, 0);
+    int fd = client_connect(f, 0);
+    double t0 = now_s(), next = t0, took = -1;
+    while (now_s() - t0 < 3.0) {
+        if (now_s() >= next) {
+            const char *b = i < sizeof(head) - 1 ? &head[i++] : "a";
+            if (send(fd, b, 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN && errno != ENOTCONN) {
+                took = now_s() - t0;
+                break;
+            }
+            next += 0.02;
+        }
+        ev_run(f->loop, EVRUN_NOWAIT);
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n > 0)
+            fail_msg("an answer to an incomplete head: %.*s", (int)n, buf);
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            took = now_s() - t0;
+            break;
+        }
+        usleep(1000);
+    }
+    close(fd);
+    if (took < 0.25 || took > 0.8)
+        fail_msg("slowloris closed after %.3f s, deadline 0.3 s", took);
+    assert_int_equal(f->calls, 0);
+}
+
+/*
+ * All slots taken by clients that never finish their head: once one has waited
+ * evict_after, a scrape closes the longest-waiting one and is served. A client whose answer
+ * is still being written is never the one closed.
+ */
+static void
+test_full_evicts_unfinished_head(void **state)
+{
+    struct fix *f = *state;
+    int fds[HTTPMETRICS_MAX_CLIENTS];
+    char b;
+
+    f->body_size = 4 * 1024 * 1024; /* more than loopback buffers hold: stays unsent */
+    httpmetrics_set_limits(f->srv, 30.0, 0.2);
+    fds[0] = client_connect(f, 4096);
+    send_str(fds[0], "GET /metrics HTTP/1.0\r\n\r\n");
+    for (int i = 1; i < HTTPMETRICS_MAX_CLIENTS; i++)
+        fds[i] = client_connect(f, 0);
+    for (double end = now_s() + 0.4; now_s() < end;) {
+        ev_run(f->loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(f->calls, 1);
+    f->body_size = 0;
+    char *resp = exchange(f, "GET /metrics HTTP/1.0\r\n\r\n");
+    assert_status(resp, "HTTP/1.1 200 OK\r\n");
+    free(resp);
+    /* fds[1], connected first among the idle ones, went; fds[0] (being answered) did not. */
+    assert_int_equal(recv(fds[1], &b, 1, 0), 0);
+    assert_true(recv(fds[0], &b, 1, 0) == 1);
+    for (int i = 0; i < HTTPMETRICS_MAX_CLIENTS; i++)
+        close(fds[i]);
+}
+
 int
 main(void)
 {
@@ -352,6 +426,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_slow_reader_never_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slowloris_cut_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_evicts_unfinished_head, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

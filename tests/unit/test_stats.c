@@ -689,6 +689,163 @@ test_accept_emfile(void **state)
     sbuf_free(&out);
 }
 
+/* Runs the loop for SECS seconds, sleeping at most 1 ms at a time. */
+static void
+run_for(struct fix *f, double secs)
+{
+    for (double end = now_s() + secs; now_s() < end;) {
+        ev_run(f->loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+/*
+ * Sends BYTE every STEP seconds on FD, running the loop, until the server closes FD (EOF or
+ * EPIPE) or LIMIT seconds pass. Returns the seconds it took, or -1 if FD stayed open.
+ */
+static double
+dribble_until_closed(struct fix *f, int fd, char byte, double step, double limit)
+{
+    double t0 = now_s(), next = t0;
+
+    while (now_s() - t0 < limit) {
+        if (now_s() >= next) {
+            if (send(fd, &byte, 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+                return now_s() - t0;
+            next += step;
+        }
+        ev_run(f->loop, EVRUN_NOWAIT);
+        char buf[256];
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN))
+            return now_s() - t0;
+        usleep(1000);
+    }
+    return -1;
+}
+
+/* A client dribbling bytes without a newline is closed when the idle limit ends, however
+ * many bytes it sends meanwhile: bytes alone are no progress. */
+static void
+test_dribbler_cut_off(void **state)
+{
+    struct fix *f = *state;
+    struct stats_server_counters c;
+
+    f->srv = listen_or_fail(f, 0600);
+    stats_set_limits(f->srv, 0.3, 0);
+    int fd = client_connect(f);
+    double took = dribble_until_closed(f, fd, 'x', 0.02, 3.0);
+    close(fd);
+    if (took < 0.25 || took > 0.8)
+        fail_msg("dribbler closed after %.3f s, limit 0.3 s", took);
+    wait_clients(f, 0);
+    stats_get_counters(f->srv, &c);
+    assert_int_equal(c.idle_closed, 1);
+    assert_int_equal(c.commands, 0);
+}
+
+/* Empty lines are no commands: a client sending only those is cut off too. */
+static void
+test_empty_lines_are_no_progress(void **state)
+{
+    struct fix *f = *state;
+
+    f->srv = listen_or_fail(f, 0600);
+    stats_set_limits(f->srv, 0.3, 0);
+    int fd = client_connect(f);
+    double took = dribble_until_closed(f, fd, '\n', 0.02, 3.0);
+    close(fd);
+    if (took < 0.25 || took > 0.8)
+        fail_msg("client sending empty lines closed after %.3f s, limit 0.3 s", took);
+}
+
+/* Each complete command restarts the limit: a client that keeps asking stays connected,
+ * and is closed one limit after its last command, even with a partial line pending. */
+static void
+test_complete_lines_restart_the_limit(void **state)
+{
+    struct fix *f = *state;
+    struct sbuf out = {0};
+
+    f->srv = listen_or_fail(f, 0600);
+    stats_set_limits(f->srv, 0.3, 0);
+    int fd = client_connect(f);
+    for (int i = 0; i < 8; i++) { /* 8 x 0.1 s: well past one limit */
+        sbuf_reset(&out);
+        client_send(f, fd, "hi\n", 3);
+        assert_int_equal(client_recv(f, fd, &out, "\n\n"), 1);
+        assert_string_equal(out.buf, "ok hi\n\n");
+        run_for(f, 0.1);
+    }
+    double t0 = now_s();
+    client_send(f, fd, "partial", 7);
+    sbuf_reset(&out);
+    assert_int_equal(client_recv(f, fd, &out, NULL), 0);
+    double took = now_s() - t0;
+    if (took < 0.15 || took > 0.8)
+        fail_msg("closed %.3f s after the last command, limit 0.3 s", took);
+    assert_int_equal(out.len, 0);
+    sbuf_free(&out);
+    close(fd);
+}
+
+/*
+ * With every slot taken, a new client closes the one that has waited longest without a
+ * command (once it waited evict_after), and is served; one that asked recently is spared.
+ * Before anyone waited that long, the newcomer is the one closed.
+ */
+static void
+test_full_evicts_longest_idle(void **state)
+{
+    struct fix *f = *state;
+    struct stats_server_counters c;
+    enum { N = STATS_MAX_CLIENTS };
+    int fds[N];
+    struct rlimit rl;
+    struct sbuf out = {0};
+    char b;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 2 * N + 64) {
+        rl.rlim_cur = rl.rlim_max < 4 * N ? rl.rlim_max : 4 * N;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    f->srv = listen_or_fail(f, 0600);
+    stats_set_limits(f->srv, 30.0, 0.4);
+    for (int i = 0; i < N; i++)
+        fds[i] = client_connect(f);
+    wait_clients(f, N);
+    /* All fresh: a newcomer is turned away. */
+    int early = client_connect(f);
+    assert_int_equal(client_recv(f, early, &out, NULL), 0);
+    close(early);
+    stats_get_counters(f->srv, &c);
+    assert_int_equal(c.clients_rejected, 1);
+    assert_int_equal(c.clients_evicted, 0);
+    /* fds[0] dribbles (no progress), fds[1] asks: fds[0] is then the longest idle. */
+    client_send(f, fds[0], "x", 1);
+    run_for(f, 0.45);
+    client_send(f, fds[1], "hi\n", 3);
+    assert_int_equal(client_recv(f, fds[1], &out, "\n\n"), 1);
+    sbuf_reset(&out);
+    int late = client_connect(f);
+    client_send(f, late, "hi\n", 3);
+    assert_int_equal(client_recv(f, late, &out, "\n\n"), 1);
+    assert_string_equal(out.buf, "ok hi\n\n");
+    stats_get_counters(f->srv, &c);
+    assert_int_equal(c.clients_evicted, 1);
+    assert_int_equal(c.clients, N);
+    assert_int_equal(recv(fds[0], &b, 1, 0), 0);  /* the dribbler went */
+    assert_int_equal(recv(fds[1], &b, 1, 0), -1); /* the asker stays */
+    assert_int_equal(errno, EAGAIN);
+    sbuf_free(&out);
+    close(late);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    wait_clients(f, 0);
+}
+
 int
 main(void)
 {
@@ -710,6 +867,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_close_removes_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_spares_foreign_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accept_emfile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dribbler_cut_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_lines_are_no_progress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_lines_restart_the_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_evicts_longest_idle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
