@@ -159,24 +159,31 @@ table_render(const struct table *t, int width, struct sbuf *out)
     free(w);
 }
 
+/* Writes S seconds in two units at most: "45s", "3m12s", "2h05m", "3d04h". */
+static void
+human_duration(int64_t s, char *buf, size_t n)
+{
+    if (s < 60)
+        snprintf(buf, n, "%" PRId64 "s", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, n, "%" PRId64 "h%02" PRId64 "m", s / 3600, s % 3600 / 60);
+    else
+        snprintf(buf, n, "%" PRId64 "d%02" PRId64 "h", s / 86400, s % 86400 / 3600);
+}
+
 void
 table_since(int64_t since_ms, int64_t now_ms, char *buf, size_t n)
 {
-    int64_t s;
+    char d[48];
 
     if (since_ms <= 0) {
         snprintf(buf, n, "-");
         return;
     }
-    s = now_ms > since_ms ? (now_ms - since_ms) / 1000 : 0;
-    if (s < 60)
-        snprintf(buf, n, "%" PRId64 "s ago", s);
-    else if (s < 3600)
-        snprintf(buf, n, "%" PRId64 "m%02" PRId64 "s ago", s / 60, s % 60);
-    else if (s < 86400)
-        snprintf(buf, n, "%" PRId64 "h%02" PRId64 "m ago", s / 3600, s % 3600 / 60);
-    else
-        snprintf(buf, n, "%" PRId64 "d%02" PRId64 "h ago", s / 86400, s % 86400 / 3600);
+    human_duration(now_ms > since_ms ? (now_ms - since_ms) / 1000 : 0, d, sizeof(d));
+    snprintf(buf, n, "%s ago", d);
 }
 
 /* Writes a JSON scalar as a cell: strings as they are, null or missing as "-", a nested value
@@ -269,11 +276,9 @@ table_stats(const char *json, struct sbuf *out)
         if (json_is_integer(v) && ends_with(key, "_bytes")) {
             human_bytes(json_integer_value(v), val, sizeof(val));
         } else if (json_is_integer(v) && strcmp(key, "uptime_s") == 0) {
-            json_int_t s = json_integer_value(v);
-            snprintf(val, sizeof(val),
-                     "%" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT "d%02" JSON_INTEGER_FORMAT
-                     "h%02" JSON_INTEGER_FORMAT "m)",
-                     s, s / 86400, s % 86400 / 3600, s % 3600 / 60);
+            char d[48];
+            human_duration(json_integer_value(v), d, sizeof(d));
+            snprintf(val, sizeof(val), "%" JSON_INTEGER_FORMAT " (%s)", json_integer_value(v), d);
         } else {
             cell_of(v, val, sizeof(val));
         }

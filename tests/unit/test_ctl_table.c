@@ -99,7 +99,7 @@ test_stats_in_agent_order(void **state)
                      0);
     assert_string_equal(out.buf, "version        0.1.0\n"
                                  "rss_bytes      3145728 (3.0 MiB)\n"
-                                 "uptime_s       90061 (1d01h01m)\n"
+                                 "uptime_s       90061 (1d01h)\n"
                                  "zk_session_id  -\n");
     sbuf_free(&out);
     assert_int_equal(table_stats("[1,2]", &out), -1);
