@@ -33,6 +33,7 @@ EXPECTED_FILES = {
     "./usr/share/man/man1/sentinel-agentctl.1.gz": "-rw-r--r--",
     "./usr/share/doc/sentinel-agent/copyright": "-rw-r--r--",
     "./usr/share/doc/sentinel-agent/changelog.gz": "-rw-r--r--",
+    "./usr/share/bash-completion/completions/sentinel-agentctl": "-rw-r--r--",
 }
 # Debian 12 names of shared libraries the binaries link (dpkg-shlibdeps finds them all;
 # these are the ones the agent cannot do without).
