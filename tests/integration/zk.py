@@ -10,10 +10,9 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import time
 
-from harness import LOOPBACK, child_env, free_port, wait_until
+from harness import LOOPBACK, ServerProcess, wait_until
 
 JAVA = "/usr/bin/java"
 # zookeeper.jar's manifest names its dependencies (Debian's Class-Path), so the jar suffices.
@@ -51,109 +50,82 @@ def parse_wchc(text):
     return out
 
 
-class ZooKeeper:
-    """A standalone ZooKeeper 3.8 in WORKDIR/NAME. start() waits until `ruok` says `imok`."""
+class KazooClients:
+    """Independent kazoo clients of whatever `self.hosts` names (one server or an ensemble)."""
 
-    def __init__(self, workdir, name="zk", port=None, start=True):
-        self.dir = os.path.join(workdir, name)
+    def client(self, auth=None, timeout=10.0, **kw):
+        """A started kazoo client; AUTH is "user:password" for digest auth. The caller
+        stops it (or lets Env cleanup do it through register())."""
+        from kazoo.client import KazooClient
+        kw.setdefault("timeout", 10.0)
+        if auth:
+            kw["auth_data"] = [("digest", auth)]
+        c = KazooClient(hosts=self.hosts, **kw)
+        c.start(timeout=timeout)
+        return c
+
+    def expire_session(self, session_id, password, timeout=10.0):
+        """Forces SESSION_ID to expire the way the Java client FAQ does: a second
+        connection with the same id and password, then closed (closing ends the session
+        for both)."""
+        from kazoo.client import KazooClient
+        c = KazooClient(hosts=self.hosts, client_id=(session_id, password), timeout=timeout)
+        c.start(timeout=timeout)
+        c.stop()
+        c.close()
+
+
+class ZooKeeper(ServerProcess, KazooClients):
+    """A standalone ZooKeeper 3.8 in WORKDIR/NAME. start() waits until `ruok` says `imok`.
+
+    jvm_opts replaces the JVM options (bench.py gives it a bigger heap and full JIT);
+    extra_cfg adds zoo.cfg lines (e.g. "forceSync=no")."""
+
+    KIND = "zookeeper"
+    MAIN = MAIN
+    START_TIMEOUT = 30.0
+    READY_INTERVAL = 0.05
+    JVM_OPTS = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+
+    def __init__(self, workdir, name="zk", port=None, start=True, jvm_opts=None, extra_cfg=()):
+        super().__init__(workdir, name, port, stdout_name="zk.log")
         self.data_dir = os.path.join(self.dir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
-        self.port = port or free_port()
         self.cfg = os.path.join(self.dir, "zoo.cfg")
-        self.log_path = os.path.join(self.dir, "zk.log")
-        self.proc = None
-        self.stopped = False
+        self.jvm_opts = list(self.JVM_OPTS if jvm_opts is None else jvm_opts)
         with open(self.cfg, "w") as f:
-            f.write("\n".join([
-                "tickTime=%d" % TICK_MS,
-                "dataDir=%s" % self.data_dir,
-                "clientPort=%d" % self.port,
-                "clientPortAddress=%s" % LOOPBACK,
-                "admin.enableServer=false",
-                "4lw.commands.whitelist=*",
-                "maxClientCnxns=0",
-                "minSessionTimeout=1000",
-                "maxSessionTimeout=20000",
-            ]) + "\n")
+            f.write("\n".join(self.cfg_lines() + list(extra_cfg)) + "\n")
         if start:
             self.start()
+
+    def cfg_lines(self):
+        return [
+            "tickTime=%d" % TICK_MS,
+            "dataDir=%s" % self.data_dir,
+            "clientPort=%d" % self.port,
+            "clientPortAddress=%s" % LOOPBACK,
+            "admin.enableServer=false",
+            "4lw.commands.whitelist=*",
+            "maxClientCnxns=0",
+            "minSessionTimeout=1000",
+            "maxSessionTimeout=20000",
+        ]
+
+    def argv(self):
+        return ([JAVA] + self.jvm_opts + ["-Dzookeeper.admin.enableServer=false",
+                                          "-cp", CLASSPATH, self.MAIN, self.cfg])
+
+    def probe_ready(self):
+        return fourlw(self.port, "ruok", timeout=0.5) == "imok"
 
     @property
     def hosts(self):
         """The agent's `hosts` value."""
         return "%s:%d" % (LOOPBACK, self.port)
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout=30.0):
-        assert not self.running(), "already running"
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [JAVA, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                 "-Dzookeeper.admin.enableServer=false", "-cp", CLASSPATH, MAIN, self.cfg],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=child_env(), cwd=self.dir)
-        self.stopped = False
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError("zookeeper exited with %s:\n%s"
-                                     % (self.proc.returncode, self.log_tail()))
-            try:
-                return fourlw(self.port, "ruok", timeout=0.5) == "imok"
-            except OSError:
-                return False
-        wait_until(ready, timeout, interval=0.05, msg="zookeeper ruok -> imok")
-
-    def log_tail(self, n=40):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except FileNotFoundError:
-            return ""
-
-    def stop(self, timeout=10.0):
-        """SIGTERM (it closes its sockets); the data dir is kept for restart()."""
-        if not self.running():
-            return
-        self.sigcont()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def kill9(self):
-        if self.running():
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def sigstop(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        self.stopped = True
-
-    def sigcont(self):
-        if self.proc is not None and self.stopped:
-            os.kill(self.proc.pid, signal.SIGCONT)
-        self.stopped = False
-
-    def restart(self, timeout=30.0):
+    def restart(self, timeout=None):
         """kill -9 then start on the same port and data dir: sessions survive it."""
-        self.kill9()
-        self.start(timeout)
-
-    def cleanup(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.sigcont()
-        self.proc.kill()
-        self.proc.wait(10)
+        super().restart(timeout)
 
     # -- four-letter words
     def fourlw(self, cmd, timeout=2.0):
@@ -176,28 +148,6 @@ class ZooKeeper:
     def session_ids(self):
         """Session ids of the live connections (from `cons`)."""
         return set(int(m, 16) for m in re.findall(r"sid=0x([0-9a-f]+)", self.cons()))
-
-    # -- independent clients
-    def client(self, auth=None, timeout=10.0, **kw):
-        """A started kazoo client; AUTH is "user:password" for digest auth. The caller
-        stops it (or lets Env cleanup do it through register())."""
-        from kazoo.client import KazooClient
-        kw.setdefault("timeout", 10.0)
-        if auth:
-            kw["auth_data"] = [("digest", auth)]
-        c = KazooClient(hosts=self.hosts, **kw)
-        c.start(timeout=timeout)
-        return c
-
-    def expire_session(self, session_id, password, timeout=10.0):
-        """Forces SESSION_ID to expire the way the Java client FAQ does: a second
-        connection with the same id and password, then closed (closing ends the session
-        for both)."""
-        from kazoo.client import KazooClient
-        c = KazooClient(hosts=self.hosts, client_id=(session_id, password), timeout=timeout)
-        c.start(timeout=timeout)
-        c.stop()
-        c.close()
 
 
 class KazooHandle:
@@ -254,7 +204,7 @@ def monotonic_ms():
 
 def zk_agent(env, zk, instances, root="/sa", session_timeout="4s", auth=None, **kw):
     """An Agent publishing to ZK under ROOT (the [zookeeper] section filled in)."""
-    zkconf = {"hosts": zk.hosts if isinstance(zk, ZooKeeper) else zk, "root": root,
+    zkconf = {"hosts": zk if isinstance(zk, str) else zk.hosts, "root": root,
               "session_timeout": session_timeout}
     if auth:
         zkconf["auth"] = auth
