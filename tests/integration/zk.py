@@ -213,6 +213,7 @@ class Ensemble(KazooClients):
     start() returns once every server serves (one leader, the rest followers)."""
 
     START_TIMEOUT = 60.0
+    POLL_S = 0.05  # four-letter words while waiting (each is a packet the servers count)
 
     def __init__(self, workdir, name="ensemble", size=3, start=True, **kw):
         self.dir = os.path.join(workdir, name)
@@ -285,7 +286,7 @@ class Ensemble(KazooClients):
             return (all(modes.get(s.myid) for s in want)
                     and list(modes.values()).count("leader") == 1)
         try:
-            wait_until(serving, timeout, interval=0.05, msg="the ensemble to serve")
+            wait_until(serving, timeout, interval=self.POLL_S, msg="the ensemble to serve")
         except AssertionError as e:
             raise AssertionError("%s\nmodes: %r\n%s" % (e, self.modes(), self.log_tails())) from None
 
@@ -294,7 +295,7 @@ class Ensemble(KazooClients):
         def find():
             leaders = [s for s in self.running() if not s.stopped and s.mode() == "leader"]
             return leaders[0] if len(leaders) == 1 else None
-        return wait_until(find, timeout, interval=0.05, msg="one leader in the ensemble")
+        return wait_until(find, timeout, interval=self.POLL_S, msg="one leader in the ensemble")
 
     def followers(self):
         return [s for s in self.running() if s.mode() == "follower"]
@@ -316,7 +317,7 @@ class Ensemble(KazooClients):
         def find():
             h = self.holder(session_id)
             return h if h is not None and h is not exclude else None
-        return wait_until(find, timeout, interval=0.05,
+        return wait_until(find, timeout, interval=self.POLL_S,
                           msg="a server holding session 0x%x" % session_id)
 
     def session_ids(self):
