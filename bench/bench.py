@@ -43,12 +43,16 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOOPBACK = "127.0.0.1"
-REDIS_SERVER = "/usr/bin/redis-server"
+# The integration harness owns how a throwaway redis-server and ZooKeeper are started,
+# waited for and stopped; the benchmark uses the same classes.
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+import harness  # noqa: E402
+import zk as zkmod  # noqa: E402
+
+LOOPBACK = harness.LOOPBACK
+REDIS_SERVER = harness.REDIS_SERVER
 REDIS_SENTINEL = "/usr/bin/redis-sentinel"
-JAVA = "/usr/bin/java"
-ZK_CLASSPATH = "/usr/share/java/zookeeper.jar"
-ZK_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 INTERVAL_S = 1.0
 TIMEOUT_MS = 500
@@ -191,7 +195,14 @@ class Procs:
 
     def __init__(self):
         self.items = []  # [name, Popen, graceful]
+        self.owned = []  # harness servers (redis-server, ZooKeeper): their cleanup() ends them
         self.lock = threading.Lock()
+
+    def own(self, obj):
+        """Registers a harness server object; cleanup() ends it after the processes."""
+        with self.lock:
+            self.owned.append(obj)
+        return obj
 
     def spawn(self, name, argv, log_path, env=None, cwd=None, graceful=False):
         with open(log_path, "ab") as out:
@@ -235,6 +246,14 @@ class Procs:
                 self.end(p, graceful)
             except Exception as e:  # noqa: BLE001 -- keep going
                 log("cleanup of %s failed: %r" % (name, e))
+        with self.lock:
+            owned = list(reversed(self.owned))
+            self.owned = []
+        for obj in owned:
+            try:
+                obj.cleanup()
+            except Exception as e:  # noqa: BLE001 -- keep going
+                log("cleanup of %s failed: %r" % (obj.name, e))
 
 
 def port_free(port):
@@ -270,43 +289,10 @@ def redis_ping(port, timeout=0.3):
         return False
 
 
-class RedisServer:
-    def __init__(self, procs, workdir, port):
-        self.procs = procs
-        self.port = port
-        self.dir = os.path.join(workdir, "redis-%d" % port)
-        os.makedirs(self.dir, exist_ok=True)
-        self.conf = os.path.join(self.dir, "redis.conf")
-        with open(self.conf, "w") as f:
-            f.write("\n".join([
-                "port %d" % port, "bind %s" % LOOPBACK, 'save ""', "appendonly no",
-                "daemonize no", "dir %s" % self.dir, "logfile redis.log",
-                "maxclients 20000", "loglevel warning",
-            ]) + "\n")
-        self.proc = None
-        self.stopped = False
-
-    def start(self):
-        self.proc = self.procs.spawn("redis:%d" % self.port, [REDIS_SERVER, self.conf],
-                                     os.path.join(self.dir, "stdout.log"), cwd=self.dir)
-        self.stopped = False
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.procs.forget(self.proc)
-
-    def sigstop(self):
-        self.proc.send_signal(signal.SIGSTOP)
-        self.stopped = True
-
-    def sigcont(self):
-        self.proc.send_signal(signal.SIGCONT)
-        self.stopped = False
+def redis_server(workdir, port):
+    """A farm server (not started): the harness's redis-server with room for many clients."""
+    return harness.RedisServer(workdir, port=port, name="redis-%d" % port, start=False,
+                               extra_conf=["maxclients 20000", "loglevel warning"])
 
 
 class Farm:
@@ -314,12 +300,12 @@ class Farm:
 
     def __init__(self, procs, workdir, k):
         ports = alloc_ports(k)
-        self.servers = [RedisServer(procs, workdir, p) for p in ports]
+        self.servers = [procs.own(redis_server(workdir, p)) for p in ports]
 
     def start(self, timeout=120.0):
         t0 = time.monotonic()
         for s in self.servers:
-            s.start()
+            s.start(wait=False)
         pending = list(self.servers)
         deadline = time.monotonic() + timeout
         while pending:
@@ -328,56 +314,24 @@ class Farm:
             for s in pending:
                 if s.proc.poll() is not None:
                     raise RuntimeError("redis-server :%d exited (%s)" % (s.port, s.proc.returncode))
-            pending = [s for s in pending if not redis_ping(s.port)]
+            pending = [s for s in pending if not s.is_ready()]
             if pending:
                 time.sleep(0.05)
         return time.monotonic() - t0
 
     def stop(self, procs):
         for s in self.servers:
-            if s.proc is not None:
-                procs.end(s.proc)
-                procs.forget(s.proc)
+            s.cleanup()
 
 
-class ZooKeeper:
-    def __init__(self, procs, workdir):
-        self.procs = procs
-        self.dir = os.path.join(workdir, "zk")
-        os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
-        self.port = alloc_ports(1)[0]
-        self.cfg = os.path.join(self.dir, "zoo.cfg")
-        with open(self.cfg, "w") as f:
-            f.write("\n".join([
-                "tickTime=500", "dataDir=%s" % os.path.join(self.dir, "data"),
-                "clientPort=%d" % self.port, "clientPortAddress=%s" % LOOPBACK,
-                "admin.enableServer=false", "4lw.commands.whitelist=*", "maxClientCnxns=0",
-                "minSessionTimeout=1000", "maxSessionTimeout=20000",
-                # The agent is measured, not the disk of this VM: no fsync per transaction.
-                "forceSync=no",
-            ]) + "\n")
-        self.proc = None
-
-    @property
-    def hosts(self):
-        return "%s:%d" % (LOOPBACK, self.port)
-
-    def start(self, timeout=60.0):
-        self.proc = self.procs.spawn(
-            "zookeeper", [JAVA, "-Xmx1g", "-XX:+UseSerialGC", "-Dzookeeper.admin.enableServer=false",
-                          "-cp", ZK_CLASSPATH, ZK_MAIN, self.cfg],
-            os.path.join(self.dir, "zk.log"), cwd=self.dir)
-
-        def ruok():
-            if self.proc.poll() is not None:
-                raise RuntimeError("zookeeper exited")
-            try:
-                with socket.create_connection((LOOPBACK, self.port), timeout=0.5) as s:
-                    s.sendall(b"ruok")
-                    return s.recv(16) == b"imok"
-            except OSError:
-                return False
-        wait_for(ruok, timeout, "zookeeper ruok", 0.1)
+def zookeeper(procs, workdir):
+    """The harness's standalone ZooKeeper (not started), with the heap and JIT of a real
+    deployment rather than of a short test."""
+    return procs.own(zkmod.ZooKeeper(
+        workdir, name="zk", port=alloc_ports(1)[0], start=False,
+        jvm_opts=["-Xmx1g", "-XX:+UseSerialGC"],
+        # The agent is measured, not the disk of this VM: no fsync per transaction.
+        extra_cfg=["forceSync=no"]))
 
 
 class Notify:
@@ -851,7 +805,7 @@ def fault_reps(kind, reps, victims, agent, kz, sev, detect_timeout, recover_time
         # The fault ends: restart (after kill -9) or SIGCONT.
         t1 = time.monotonic()
         if kind == "kill9":
-            server.start()
+            server.start(wait=False)
         else:
             server.sigcont()
         if ta is None:
@@ -1182,9 +1136,9 @@ def main():
     kz = None
     rc = 0
     try:
-        zk = ZooKeeper(procs, workdir)
+        zk = zookeeper(procs, workdir)
         log("starting ZooKeeper on %s" % zk.hosts)
-        zk.start()
+        zk.start(timeout=60.0)
         kz = KazooClient(hosts=zk.hosts, timeout=10.0)
         kz.start(timeout=15)
         for n in ns:

@@ -160,34 +160,157 @@ def pid_alive(pid):
         return False
 
 
+# ------------------------------------------------------------------- server processes
+
+class ServerProcess:
+    """One throwaway server process (redis-server, a ZooKeeper server) in its own directory
+    WORKDIR/NAME on a loopback PORT (None: a free one), driven from outside: start and wait
+    until it answers, stop (SIGTERM), kill -9, SIGSTOP/SIGCONT, restart in place, read the
+    tail of its log. Its stdout and stderr go to stdout_path; log_path is the file worth
+    showing when it fails (the same file unless the server keeps its own log).
+
+    A subclass gives argv() and probe_ready() (one readiness check, which may raise: a
+    refused connection just means "not yet"), and may set START_TIMEOUT and READY_INTERVAL.
+    Env (or bench.py's registry) owns the object and calls cleanup()."""
+
+    KIND = "server"
+    START_TIMEOUT = 10.0
+    READY_INTERVAL = 0.02
+
+    def __init__(self, workdir, name, port=None, stdout_name=None):
+        self.name = name
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port() if port is None else port
+        self.stdout_path = os.path.join(self.dir, stdout_name or self.KIND + ".stdout")
+        self.log_path = self.stdout_path
+        self.proc = None
+        self.stopped = False  # SIGSTOPped by sigstop(), until sigcont()
+
+    # -- what a subclass says
+    def argv(self):
+        raise NotImplementedError
+
+    def probe_ready(self):
+        raise NotImplementedError
+
+    # -- process
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=None, wait=True):
+        """Starts the process (appending to its output file) and, with WAIT, waits until it
+        answers (AssertionError, with the log's tail, if it exits or never answers)."""
+        assert not self.running(), "%s %s already running" % (self.KIND, self.name)
+        with open(self.stdout_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, env=child_env(), cwd=self.dir)
+        self.stopped = False
+        if wait:
+            self.wait_ready(timeout)
+
+    def is_ready(self):
+        """One readiness check that never raises (for polling many servers at once)."""
+        try:
+            return bool(self.probe_ready())
+        except Exception:  # noqa: BLE001 -- not answering yet
+            return False
+
+    def wait_ready(self, timeout=None):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s %s exited with %s:\n%s"
+                                     % (self.KIND, self.name, self.proc.returncode, self.log_tail()))
+            return self.probe_ready()
+        wait_until(ready, self.START_TIMEOUT if timeout is None else timeout,
+                   interval=self.READY_INTERVAL, msg="%s %s to answer" % (self.KIND, self.name))
+
+    def stop(self, timeout=10.0):
+        """Graceful shutdown (SIGCONT, SIGTERM); kill -9 if it takes longer than TIMEOUT."""
+        if not self.running():
+            return
+        self.sigcont()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def kill9(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait(10)
+        self.stopped = False
+
+    def sigstop(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.stopped = True
+
+    def sigcont(self):
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGCONT)
+        self.stopped = False
+
+    def restart(self, timeout=None):
+        """kill -9, then start again in place (same port, same directory)."""
+        self.kill9()
+        self.before_restart()
+        self.start(timeout)
+
+    def before_restart(self):
+        """What a kill -9 leaves behind that a new start must not find."""
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except FileNotFoundError:
+            return ""
+
+    def cleanup(self):
+        """Ends it for good (teardown: no grace)."""
+        if not self.running():
+            return
+        self.sigcont()
+        self.proc.kill()
+        self.proc.wait(10)
+
+
 # ------------------------------------------------------------------------ redis-server
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """A throwaway redis-server on 127.0.0.1 (and/or a unix socket) in DIR.
 
     port=None picks a free port; unix=True adds a unix socket DIR/redis.sock and, unless a
     port is given, turns TCP off (port 0). users is {name: password} (ACL users with
-    +@all). replicaof is another RedisServer (or "host port")."""
+    +@all). replicaof is another RedisServer (or "host port"). extra_conf: more config
+    lines (bench.py: maxclients, loglevel). start=False leaves it to start()."""
+
+    KIND = "redis-server"
+    START_TIMEOUT = 10.0
 
     def __init__(self, workdir, port=None, unix=False, password=None, users=None,
-                 replicaof=None, name="redis"):
-        self.dir = os.path.join(workdir, name)
-        os.makedirs(self.dir, exist_ok=True)
-        self.name = name
+                 replicaof=None, name="redis", extra_conf=(), start=True):
+        if port is None and unix:
+            port = 0
+        super().__init__(workdir, name, port, stdout_name="redis.stdout")
         self.unix_path = os.path.join(self.dir, "redis.sock") if unix else None
-        if port is None:
-            port = 0 if unix else free_port()
-        self.port = port
         self.password = password
         self.users = dict(users or {})
         if isinstance(replicaof, RedisServer):
             replicaof = "%s %d" % (LOOPBACK, replicaof.port)
         self.replicaof = replicaof
+        self.extra_conf = list(extra_conf)
         self.conf_path = os.path.join(self.dir, "redis.conf")
         self.log_path = os.path.join(self.dir, "redis.log")
-        self.proc = None
         self._write_conf()
-        self.start()
+        if start:
+            self.start()
 
     def _write_conf(self):
         lines = [
@@ -209,8 +332,15 @@ class RedisServer:
             lines.append("replicaof %s" % self.replicaof)
             if self.password is not None:
                 lines.append("masterauth %s" % self.password)
+        lines += self.extra_conf
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def argv(self):
+        return [REDIS_SERVER, self.conf_path]
+
+    def probe_ready(self):
+        return self.ping()
 
     @property
     def address(self):
@@ -218,10 +348,6 @@ class RedisServer:
         if self.unix_path:
             return "unix:" + self.unix_path
         return "%s:%d" % (LOOPBACK, self.port)
-
-    @property
-    def pid(self):
-        return self.proc.pid
 
     def client(self, **kw):
         args = dict(socket_timeout=1.0, socket_connect_timeout=1.0, password=self.password)
@@ -237,69 +363,14 @@ class RedisServer:
         finally:
             c.close()
 
-    def start(self, timeout=10.0):
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        with open(os.path.join(self.dir, "redis.stdout"), "ab") as out:
-            self.proc = subprocess.Popen([REDIS_SERVER, self.conf_path], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT, env=child_env())
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError("redis-server exited with %s:\n%s"
-                                   % (self.proc.returncode, self.log_tail()))
-            try:
-                return self.ping()
-            except redis.exceptions.ConnectionError:
-                return False
-        try:
-            wait_until(ready, timeout, interval=0.02, msg="redis-server %s to answer PING" % self.name)
-        except RuntimeError as e:
-            raise AssertionError(str(e)) from None
-
-    def log_tail(self, n=30):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except FileNotFoundError:
-            return ""
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self, timeout=10.0):
         """Graceful shutdown (SIGTERM): redis closes its listeners and removes its unix
         socket file."""
-        if not self.running():
-            return
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        super().stop(timeout)
 
-    def kill9(self):
-        if not self.running():
-            return
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def sigstop(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def sigcont(self):
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-    def restart(self, timeout=10.0):
-        """Stops it if it runs (kill -9) and starts it again on the same port/socket."""
-        self.kill9()
+    def before_restart(self):
         if self.unix_path and os.path.exists(self.unix_path):
             os.unlink(self.unix_path)  # a kill -9 leaves it behind; redis would replace it anyway
-        self.start(timeout)
-
-    def cleanup(self):
-        _kill_process(self.proc, term_timeout=0.0)
 
 
 # -------------------------------------------------------------- misbehaving TCP peers

@@ -1,6 +1,5 @@
 /* test_sockserv.c -- unit tests of the shared stream-server machinery, on a real libev loop. */
 #include <errno.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,12 +9,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "sockserv.h"
+#include "testutil.h"
 #include "util.h"
 
 #define BIG_SIZE (1024 * 1024) /* the answer to "big" */
@@ -35,14 +34,6 @@ struct tconn {
     char in[256];
     size_t inlen;
 };
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* "q": answers "bye\n" and lingers; "big": answers BIG_SIZE bytes, then lingers; EOF: closes. */
 static void
@@ -166,50 +157,16 @@ clients(struct fix *f)
     return ctr.clients;
 }
 
-/* Runs the loop until N clients are connected, failing after 5 s. */
+/* Runs the loop until N clients are connected, failing after the deadline. */
 static void
 wait_clients(struct fix *f, int n)
 {
-    for (double end = now_s() + 5; clients(f) != n;) {
-        if (now_s() > end)
+    for (double end = tu_now_s() + TU_DEADLINE_S; clients(f) != n;) {
+        if (tu_now_s() > end)
             fail_msg("%d clients connected, expected %d", clients(f), n);
-        ev_run(f->loop, EVRUN_NOWAIT);
+        tu_spin(f->loop, -1, 0);
         usleep(1000);
     }
-}
-
-/*
- * Runs the loop and reads FD until EOF; returns the bytes read (freed by the caller) and
- * whether the stream ended in a reset.
- */
-static char *
-read_to_eof(struct fix *f, int fd, size_t *lenp, int *reset)
-{
-    struct sbuf in = {0};
-    char buf[65536];
-
-    *reset = 0;
-    for (double end = now_s() + 5;;) {
-        ev_run(f->loop, EVRUN_NOWAIT);
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n > 0) {
-            sbuf_add(&in, buf, (size_t)n);
-            continue;
-        }
-        if (n == 0)
-            break;
-        if (errno == ECONNRESET) {
-            *reset = 1;
-            break;
-        }
-        if (now_s() > end)
-            fail_msg("no EOF within 5 s (got %zu bytes)", in.len);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        poll(&p, 1, 1);
-    }
-    sbuf_adds(&in, "");
-    *lenp = in.len;
-    return in.buf;
 }
 
 /*
@@ -232,7 +189,7 @@ test_answer_then_linger(void **state)
         ev_run(f->loop, EVRUN_NOWAIT);
     assert_true(send(fd, junk, sizeof(junk), MSG_NOSIGNAL) == (ssize_t)sizeof(junk));
     shutdown(fd, SHUT_WR);
-    char *got = read_to_eof(f, fd, &len, &reset);
+    char *got = tu_read_to_eof(f->loop, fd, &len, &reset);
     assert_string_equal(got, "bye\n");
     assert_int_equal(reset, 0);
     assert_int_equal(f->nsent, 0); /* sent at once: the write watcher never ran */
@@ -252,7 +209,7 @@ test_big_answer(void **state)
     start(f, 4, 10.0);
     int fd = client_connect(f);
     assert_true(send(fd, "big", 3, MSG_NOSIGNAL) == 3);
-    char *got = read_to_eof(f, fd, &len, &reset);
+    char *got = tu_read_to_eof(f->loop, fd, &len, &reset);
     assert_int_equal(len, BIG_SIZE);
     assert_int_equal(reset, 0);
     assert_int_equal(f->nsent, 1);
@@ -274,7 +231,7 @@ test_client_cap(void **state)
     int a = client_connect(f), b = client_connect(f);
     wait_clients(f, 2);
     int c = client_connect(f);
-    char *got = read_to_eof(f, c, &len, &reset);
+    char *got = tu_read_to_eof(f->loop, c, &len, &reset);
     assert_int_equal(len, 0);
     sockserv_get_counters(f->srv, &ctr);
     assert_int_equal(ctr.clients, 2);
@@ -297,7 +254,7 @@ test_expired(void **state)
 
     start(f, 4, 0.05);
     int fd = client_connect(f);
-    char *got = read_to_eof(f, fd, &len, &reset);
+    char *got = tu_read_to_eof(f->loop, fd, &len, &reset);
     assert_int_equal(len, 0);
     assert_int_equal(f->nexpired, 1);
     assert_int_equal(clients(f), 0);
@@ -305,19 +262,51 @@ test_expired(void **state)
     close(fd);
 }
 
-/* Freeing the server with clients connected closes them (valgrind checks the rest). */
+/*
+ * Freeing the server with clients connected closes every client (each peer sees a clean
+ * EOF) and the listening socket (a new connect is refused), stops every watcher it started
+ * on the loop, and leaves no file descriptor behind (valgrind checks the memory).
+ */
 static void
 test_free_with_clients(void **state)
 {
     struct fix *f = *state;
+    size_t len;
+    int reset;
 
+    int fds_before = tu_fd_count();
     start(f, 4, 10.0);
     int a = client_connect(f), b = client_connect(f);
     wait_clients(f, 2);
+    assert_true(send(a, "x", 1, MSG_NOSIGNAL) == 1); /* input pending: a half-read client */
+    for (int i = 0; i < 10; i++)
+        tu_spin(f->loop, -1, 0);
+    assert_int_equal(tu_fd_count(), fds_before + 5); /* listener, 2 accepted, 2 ours */
+
     sockserv_free(f->srv);
     f->srv = NULL;
+
+    /* No loop runs from here on: whatever the peers see, sockserv_free() did itself. */
+    char *got = tu_read_to_eof(NULL, b, &len, &reset);
+    assert_int_equal(len, 0);
+    assert_int_equal(reset, 0);
+    free(got);
+    got = tu_read_to_eof(NULL, a, &len, NULL); /* unread input may turn its close into a reset */
+    assert_int_equal(len, 0);
+    free(got);
+    assert_int_equal(tu_fd_count(), fds_before + 2); /* only our two ends are left */
     close(a);
     close(b);
+    assert_int_equal(tu_fd_count(), fds_before);
+
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(c >= 0);
+    assert_int_equal(connect(c, (struct sockaddr *)&f->sun, f->sunlen), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(c);
+
+    /* ev_run() returns false once no active watcher is left: accept_w, timers, clients. */
+    assert_false(ev_run(f->loop, EVRUN_NOWAIT));
 }
 
 int
