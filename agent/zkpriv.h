@@ -62,6 +62,7 @@ struct zknode {
     int conflict;      /* held by another agent: not overwritten */
     int solo;          /* a multi with it failed: written alone in this session */
     int waiting;       /* on z->waiting: its watch is sent once the creates are answered */
+    int verify;        /* resumed session: read it back before writing (it may be ours) */
     int32_t version;   /* data version of our last write, -1 unknown */
     uint64_t want_gen; /* generation of the desired document (0: nothing to write yet) */
     uint64_t done_gen; /* generation ZooKeeper holds (0: none or unknown) */
@@ -146,6 +147,11 @@ struct zkpub {
     uint64_t connects;    /* connections made: every one after the first is a reconnect */
     ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
     int64_t session_id;
+    int64_t resume_id;  /* the handed-over session presented at the first connect, or 0 */
+    char resume_pw[16]; /* its password, wiped once the client has it */
+    int resumed;        /* the current session is the handed-over one */
+    int zh_inits;       /* handles made: only the first presents the handed-over session */
+    const char *const *volatile_keys; /* zkpub_set_volatile_keys(); NULL: none */
     int pending;
     int creates;   /* create and multi requests in flight */
     int retry_due; /* something failed and waits for a retry: the tick reconciles all */
@@ -208,6 +214,8 @@ void zk_reconcile_all(struct zkpub *z);
 void zk_arm_waiting(struct zkpub *z);
 /* The session is gone: nothing we created or watched survives in it. */
 void zk_forget_session(struct zkpub *z);
+/* A handed-over session was resumed: every node is read back before it is written. */
+void zk_verify_all(struct zkpub *z);
 /* Returns 1 when requests can be sent: a handle, connected, with a session. */
 int zk_ready(const struct zkpub *z);
 /* Returns 1 when none of our nodes is left in ZooKeeper nor being deleted. */

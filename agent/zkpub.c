@@ -98,6 +98,44 @@ doc_is_ours(const struct zkpub *z, const char *data, int len)
     return ours;
 }
 
+/* DOC (LEN bytes) without the publisher's volatile keys, or NULL if it is no JSON object. */
+static json_t *
+doc_stable(const struct zkpub *z, const char *doc, size_t len)
+{
+    json_t *o = json_loadb(doc, len, 0, NULL);
+
+    if (o != NULL && !json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    for (const char *const *k = z->volatile_keys; o != NULL && k != NULL && *k != NULL; k++)
+        json_object_del(o, *k);
+    return o;
+}
+
+/*
+ * Returns 1 if DATA (a node read back in a resumed session) says what N's current document
+ * says, volatile keys aside: then it need not be rewritten.
+ */
+static int
+doc_same(const struct zkpub *z, struct zknode *n, const char *data, int len)
+{
+    struct sbuf sb = {0};
+    json_t *have, *want;
+    int same;
+
+    if (data == NULL || len <= 0 || n->render == NULL)
+        return 0;
+    zk_node_render(n, &sb);
+    have = doc_stable(z, data, (size_t)len);
+    want = sb.buf ? doc_stable(z, sb.buf, sb.len) : NULL;
+    same = have != NULL && want != NULL && json_equal(have, want);
+    json_decref(have);
+    json_decref(want);
+    sbuf_free(&sb);
+    return same;
+}
+
 static ev_tstamp
 backoff(int fails)
 {
@@ -211,6 +249,7 @@ zk_forget_session(struct zkpub *z)
     struct zkcont *c;
 
     z->session_id = 0;
+    z->resumed = 0;
     while ((n = TAILQ_FIRST(&z->waiting)) != NULL)
         node_set_waiting(n, 0);
     TAILQ_FOREACH (c, &z->conts, link) {
@@ -222,6 +261,7 @@ zk_forget_session(struct zkpub *z)
         n->created = 0;
         n->conflict = 0;
         n->solo = 0;
+        n->verify = 0;
         n->done_gen = 0;
         n->version = -1;
         n->fails = 0;
@@ -229,6 +269,16 @@ zk_forget_session(struct zkpub *z)
         node_set_watched(n, 0);
         node_maybe_free(n);
     }
+}
+
+/* A handed-over session was resumed: our nodes may all be there still; read before writing. */
+void
+zk_verify_all(struct zkpub *z)
+{
+    struct zknode *n;
+
+    TAILQ_FOREACH (n, &z->nodes, link)
+        n->verify = !n->removed;
 }
 
 int
@@ -359,6 +409,10 @@ zk_node_reconcile(struct zknode *n)
     if (n->conflict) {
         if (!n->watched)
             node_send_exists(n);
+    } else if (!n->created && n->verify) {
+        struct zkreq *g = zk_req_new(z, ZKOP_CHECK, n, NULL);
+
+        zk_req_sent(g, zoo_aget(z->zh, n->path, 0, zkcb_data, g));
     } else if (!n->created) {
         if (n->solo)
             node_send_doc(n, ZKOP_CREATE);
@@ -437,6 +491,13 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
     struct zknode *n = r->node;
     int rc = e->rc;
 
+    int verify = n->verify;
+
+    if (r->op == ZKOP_CHECK && rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) {
+        n->verify = 0; /* read back once: from now on it is written as usual */
+        if (verify && rc == ZNONODE)
+            return; /* gone meanwhile: created as usual */
+    }
     switch (r->op) {
     case ZKOP_CREATE:
         if (rc == ZOK) {
@@ -455,10 +516,16 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
         break;
     case ZKOP_CHECK:
         if (rc == ZOK && e->owner == z->session_id) {
-            /* Our own create whose reply was lost: ours, content unknown, so rewrite it. */
+            /*
+             * Our own create whose reply was lost (content unknown, so rewrite it), or, in a
+             * session the previous image handed over, our node: rewritten only if it differs.
+             */
             n->created = 1;
-            n->done_gen = 0;
+            n->done_gen = verify && doc_same(z, n, e->data, e->datalen) ? n->want_gen : 0;
             n->version = e->version;
+            if (verify)
+                log_debug(ZK_COMP, "%s is ours in the resumed session: %s", n->path,
+                          n->done_gen ? "unchanged" : "rewriting it");
         } else if (rc == ZOK && doc_is_ours(z, e->data, e->datalen)) {
             log_info(ZK_COMP, "taking over %s from our previous session 0x%" PRIx64, n->path,
                      (uint64_t)e->owner);

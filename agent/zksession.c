@@ -65,9 +65,22 @@ zk_open(struct zkpub *z)
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    z->zh = zookeeper_init2(z->hosts, zkcb_session, (int)z->set.session_timeout_ms, NULL, z,
-                            ZOO_NO_LOG_CLIENTENV, zkcb_log);
+    /* A session handed over by the previous image is presented once, at the first connect. */
+    if (z->resume_id != 0 && z->zh_inits == 0) {
+        clientid_t cid;
+
+        cid.client_id = z->resume_id;
+        memcpy(cid.passwd, z->resume_pw, sizeof(cid.passwd));
+        z->zh = zookeeper_init2(z->hosts, zkcb_session, (int)z->set.session_timeout_ms, &cid, z,
+                                ZOO_NO_LOG_CLIENTENV, zkcb_log);
+        explicit_bzero(&cid, sizeof(cid));
+    } else {
+        z->zh = zookeeper_init2(z->hosts, zkcb_session, (int)z->set.session_timeout_ms, NULL, z,
+                                ZOO_NO_LOG_CLIENTENV, zkcb_log);
+    }
     err = errno;
+    z->zh_inits++;
+    explicit_bzero(z->resume_pw, sizeof(z->resume_pw)); /* the client keeps its own copy */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     z->session_id = 0;
     z->lost_since = ev_now(z->loop);
@@ -150,8 +163,17 @@ on_session(struct zkpub *z, const struct zkev *e)
         if (fresh) {
             zk_forget_session(z);
             z->session_id = e->session_id;
-            log_info(ZK_COMP, "session 0x%" PRIx64 " established (timeout %dms)",
-                     (uint64_t)z->session_id, zoo_recv_timeout(z->zh));
+            if (z->resume_id != 0 && e->session_id == z->resume_id) {
+                z->resumed = 1;
+                zk_verify_all(z);
+                log_info(ZK_COMP,
+                         "session 0x%" PRIx64 " resumed from the previous image (timeout %dms)",
+                         (uint64_t)z->session_id, zoo_recv_timeout(z->zh));
+            } else {
+                log_info(ZK_COMP, "session 0x%" PRIx64 " established (timeout %dms)",
+                         (uint64_t)z->session_id, zoo_recv_timeout(z->zh));
+            }
+            z->resume_id = 0;
         } else {
             log_info(ZK_COMP, "reconnected, session 0x%" PRIx64 " kept", (uint64_t)z->session_id);
         }
@@ -159,6 +181,12 @@ on_session(struct zkpub *z, const struct zkev *e)
             z->state = ZK_CONNECTED;
         zk_reconcile_all(z);
     } else if (e->state == ZOO_EXPIRED_SESSION_STATE) {
+        if (z->resume_id != 0)
+            log_warn(ZK_COMP,
+                     "session 0x%" PRIx64 " of the previous image cannot be resumed: "
+                     "taking our nodes over in a new one",
+                     (uint64_t)z->resume_id);
+        z->resume_id = 0;
         z->sessions_expired++;
         log_warn(ZK_COMP, "session 0x%" PRIx64 " expired: starting a new one",
                  (uint64_t)z->session_id);
@@ -315,10 +343,21 @@ settings_copy(struct zkpub *z, const struct zkpub_settings *s)
 struct zkpub *
 zkpub_new(struct ev_loop *loop, const struct zkpub_settings *s)
 {
+    return zkpub_new_resumed(loop, s, NULL);
+}
+
+struct zkpub *
+zkpub_new_resumed(struct ev_loop *loop, const struct zkpub_settings *s,
+                  const struct zkpub_session *prev)
+{
     struct zkpub *z = xcalloc(1, sizeof(*z));
     char *p;
 
     z->loop = loop;
+    if (prev != NULL && prev->id != 0) {
+        z->resume_id = prev->id;
+        memcpy(z->resume_pw, prev->passwd, sizeof(z->resume_pw));
+    }
     settings_copy(z, s);
     z->root = strcmp(z->set.root, "/") == 0 ? "" : z->set.root;
     z->state = ZK_CONNECTING;
@@ -382,6 +421,35 @@ zkpub_get_stats(const struct zkpub *z, struct zkpub_stats *out)
     out->conflicts = z->conflicts;
     out->pending = z->pending;
     out->watches = z->watches;
+    out->resumed = z->resumed && z->session_id != 0;
+}
+
+void
+zkpub_set_volatile_keys(struct zkpub *z, const char *const *keys)
+{
+    z->volatile_keys = keys;
+}
+
+int
+zkpub_get_session(const struct zkpub *z, struct zkpub_session *out)
+{
+    const clientid_t *cid;
+
+    memset(out, 0, sizeof(*out));
+    if (z == NULL || z->zh == NULL || z->session_id == 0 || z->state >= ZK_STOPPING)
+        return -1;
+    cid = zoo_client_id(z->zh);
+    if (cid == NULL || cid->client_id != z->session_id)
+        return -1;
+    out->id = cid->client_id;
+    memcpy(out->passwd, cid->passwd, sizeof(out->passwd));
+    return 0;
+}
+
+int
+zkpub_idle(const struct zkpub *z)
+{
+    return z == NULL || (z->pending == 0 && z->batch == NULL);
 }
 
 void

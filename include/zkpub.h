@@ -40,6 +40,17 @@ struct zkpub_stats {
     uint64_t conflicts;
     int pending; /* requests in flight */
     int watches; /* watches registered now */
+    int resumed; /* the session is the one the previous image handed over (upgrade) */
+};
+
+/*
+ * A session as the client identifies it: what an upgrade hands to the next image so that it
+ * resumes the session instead of starting a new one. The password is a secret: never logged,
+ * never written to disk.
+ */
+struct zkpub_session {
+    int64_t id;
+    char passwd[16];
 };
 
 /* Returns 1 if A and B make the same publisher (same session, same nodes), 0 otherwise. */
@@ -47,6 +58,28 @@ int zkpub_settings_equal(const struct zkpub_settings *a, const struct zkpub_sett
 
 /* Creates a publisher with a copy of S on LOOP and starts connecting; never blocks. */
 struct zkpub *zkpub_new(struct ev_loop *loop, const struct zkpub_settings *s);
+
+/*
+ * As zkpub_new(), presenting PREV (the session a previous image handed over; NULL: none) to
+ * the server. If the server continues it, every node registered is first read back: one that
+ * is ours is kept (same czxid) and rewritten only if its document differs in more than the
+ * volatile keys; one that is missing is created. If the server answers with a new session,
+ * the nodes are taken over as after a crash.
+ */
+struct zkpub *zkpub_new_resumed(struct ev_loop *loop, const struct zkpub_settings *s,
+                                const struct zkpub_session *prev);
+
+/*
+ * Names the top-level keys of the documents whose change alone is no reason to rewrite a node
+ * found in a resumed session (latency, counts). KEYS is NULL-terminated and must outlive Z.
+ */
+void zkpub_set_volatile_keys(struct zkpub *z, const char *const *keys);
+
+/* Fills OUT with the client's current session: 0, or -1 when there is none. */
+int zkpub_get_session(const struct zkpub *z, struct zkpub_session *out);
+
+/* Returns 1 when no request is in flight nor waiting to be sent (an upgrade may exec). */
+int zkpub_idle(const struct zkpub *z);
 
 /* Makes sure the container ROOT/DIR is created once connected (as a node's own would be). */
 void zkpub_add_dir(struct zkpub *z, const char *dir);
