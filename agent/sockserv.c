@@ -63,6 +63,8 @@ sockserv_close(struct sockserv_conn *c, const char *why)
 
     if (why != NULL)
         log_debug(s->cf.tag, "closing client fd %d: %s", c->fd, why);
+    if (s->cf.closing != NULL)
+        s->cf.closing(c, s->ud);
     ev_io_stop(s->loop, &c->rd);
     ev_io_stop(s->loop, &c->wr);
     ev_timer_stop(s->loop, &c->timer);
@@ -356,6 +358,12 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         conn_new(s, fd);
     }
+}
+
+int
+sockserv_listen_fd(const struct sockserv *s)
+{
+    return s->fd;
 }
 
 struct sockserv *

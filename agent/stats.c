@@ -2,6 +2,8 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ struct stats_client {
     size_t inlen;                /* bytes in in[] */
     int eof;                     /* the client shut down its side: read no more */
     int closing;                 /* linger as soon as the output is sent (after a line too long) */
+    int deferred;                /* its answer comes later (stats_defer): neither read nor timed */
     char in[STATS_LINE_MAX + 1]; /* received bytes not yet answered: at most one line and LF */
 };
 
@@ -46,6 +49,8 @@ struct stats_server {
     ino_t ino;           /* never removes a file someone else put there meanwhile */
     stats_answer_fn answer;
     void *ud;
+    struct sockserv_conn *current;    /* the client being answered, during the answer call */
+    struct sockserv_conn *deferred;   /* the client whose answer is deferred, or NULL */
     struct stats_server_counters ctr; /* the protocol's; the connection counts are in ss */
     char full_warning[96];            /* borrowed by ss */
 };
@@ -64,7 +69,9 @@ client_answer(struct stats_server *s, struct sockserv_conn *c, char *line, size_
     for (size_t i = 0; i < len; i++)
         if (line[i] == '\0')
             line[i] = '?';
+    s->current = c;
     s->answer(s->ud, line, sockserv_out(c));
+    s->current = NULL;
     s->ctr.commands++;
 }
 
@@ -124,6 +131,10 @@ client_pump(struct sockserv_conn *c, void *ud)
             sockserv_linger(c, "line too long");
             return;
         }
+        if (sc->deferred) {
+            sockserv_read_stop(c); /* stats_complete() pumps it again */
+            return;
+        }
         if (client_take_line(ud, c))
             continue;
         if (sc->eof) {
@@ -158,9 +169,75 @@ static void
 client_idle(struct sockserv_conn *c, void *ud)
 {
     struct stats_server *s = ud;
+    struct stats_client *sc = sockserv_data(c);
 
+    if (sc->deferred) {
+        sockserv_touch(c); /* waiting for us, not idle */
+        return;
+    }
     s->ctr.idle_closed++;
     sockserv_close(c, "no complete command line in time");
+}
+
+static struct stats_server *serve(struct ev_loop *loop, int fd, const char *path,
+                                  const struct stat *st, stats_answer_fn answer, void *ud);
+
+static void
+client_closing(struct sockserv_conn *c, void *ud)
+{
+    struct stats_server *s = ud;
+
+    if (s->deferred == c)
+        s->deferred = NULL;
+    if (s->current == c)
+        s->current = NULL;
+}
+
+int
+stats_defer(struct stats_server *s)
+{
+    if (s->current == NULL || s->deferred != NULL)
+        return -1;
+    s->deferred = s->current;
+    ((struct stats_client *)sockserv_data(s->deferred))->deferred = 1;
+    return 0;
+}
+
+int
+stats_complete(struct stats_server *s, const char *text)
+{
+    struct sockserv_conn *c = s->deferred;
+    int rc;
+
+    if (c == NULL)
+        return -1;
+    s->deferred = NULL;
+    ((struct stats_client *)sockserv_data(c))->deferred = 0;
+    sockserv_touch(c);
+    sbuf_adds(sockserv_out(c), text);
+    rc = sockserv_flush(c);
+    if (rc > 0)
+        client_pump(c, s); /* the next command, or EOF: as after any answer */
+    return rc;
+}
+
+int
+stats_peer_uid(struct stats_server *s, uid_t *uid)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+
+    if (s->current == NULL ||
+        getsockopt(sockserv_fd(s->current), SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return -1;
+    *uid = cr.uid;
+    return 0;
+}
+
+int
+stats_listen_fd(const struct stats_server *s)
+{
+    return sockserv_listen_fd(s->ss);
 }
 
 /*
@@ -259,10 +336,25 @@ stats_listen(struct ev_loop *loop, const char *path, mode_t mode, stats_answer_f
         goto fail_unlink;
     }
 
+    log_debug("stats", "listening on %s mode %04o", path, (unsigned)mode);
+    return serve(loop, fd, path, &st, answer, ud);
+
+fail_unlink:
+    unlink(path);
+fail_close:
+    close(fd);
+    return NULL;
+}
+
+/* The server of the listening socket FD (taken) at PATH, whose file is ST. */
+static struct stats_server *
+serve(struct ev_loop *loop, int fd, const char *path, const struct stat *st, stats_answer_fn answer,
+      void *ud)
+{
     struct stats_server *s = xcalloc(1, sizeof(*s));
     s->path = xstrdup(path);
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
+    s->dev = st->st_dev;
+    s->ino = st->st_ino;
     s->answer = answer;
     s->ud = ud;
     snprintf(s->full_warning, sizeof(s->full_warning),
@@ -281,14 +373,46 @@ stats_listen(struct ev_loop *loop, const char *path, mode_t mode, stats_answer_f
         .readable = client_read,
         .sent = client_pump,
         .expired = client_idle,
+        .closing = client_closing,
     };
     s->ss = sockserv_start(loop, fd, &cf, s);
-    log_debug("stats", "listening on %s mode %04o", path, (unsigned)mode);
     return s;
+}
 
-fail_unlink:
-    unlink(path);
-fail_close:
+struct stats_server *
+stats_adopt(struct ev_loop *loop, int fd, const char *path, stats_answer_fn answer, void *ud,
+            char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    socklen_t len = sizeof(sun);
+    struct stat st;
+    int listening = 0, flags;
+    socklen_t optlen = sizeof(listening);
+
+    memset(&sun, 0, sizeof(sun));
+    if (getsockname(fd, (struct sockaddr *)&sun, &len) < 0 || sun.sun_family != AF_UNIX ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) < 0 || !listening) {
+        snprintf(err, errlen, "inherited fd %d is not a listening unix socket", fd);
+        goto fail;
+    }
+    if (len <= offsetof(struct sockaddr_un, sun_path) ||
+        strncmp(sun.sun_path, path, sizeof(sun.sun_path)) != 0) {
+        snprintf(err, errlen, "inherited stats socket is not %s", path);
+        goto fail;
+    }
+    if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "inherited stats socket %s: the file is gone", path);
+        goto fail;
+    }
+    if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        snprintf(err, errlen, "inherited stats socket: fcntl: %s", strerror(errno));
+        goto fail;
+    }
+    log_debug("stats", "listening on %s (inherited fd %d)", path, fd);
+    return serve(loop, fd, path, &st, answer, ud);
+
+fail:
     close(fd);
     return NULL;
 }

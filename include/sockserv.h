@@ -38,6 +38,8 @@ struct sockserv_conf {
     void (*sent)(struct sockserv_conn *c, void *ud);
     /* The timer fired (never while lingering): must close C. */
     void (*expired)(struct sockserv_conn *c, void *ud);
+    /* Optional: C is being closed, however (the protocol forgets any pointer to it). */
+    void (*closing)(struct sockserv_conn *c, void *ud);
 };
 
 /* Connections seen by a server. */
@@ -63,6 +65,9 @@ void sockserv_free(struct sockserv *s);
  * short ones).
  */
 void sockserv_set_limits(struct sockserv *s, double timeout, double evict_after);
+
+/* Returns S's listening socket; it belongs to S. */
+int sockserv_listen_fd(const struct sockserv *s);
 
 /* Reads S's connection counters into OUT. */
 void sockserv_get_counters(const struct sockserv *s, struct sockserv_counters *out);

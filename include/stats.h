@@ -42,6 +42,35 @@ struct stats_server_counters {
 struct stats_server *stats_listen(struct ev_loop *loop, const char *path, mode_t mode,
                                   stats_answer_fn answer, void *ud, char *err, size_t errlen);
 
+/*
+ * Called by the answer function, during its call only: the answer to this command will come
+ * later, through stats_complete() (an upgrade answers once its config check is done). Until
+ * then the client is neither read nor timed out. Returns 0, or -1 when another answer is
+ * already deferred (one at a time).
+ */
+int stats_defer(struct stats_server *s);
+
+/*
+ * Sends TEXT (the whole answer, ending with an empty line) as the deferred answer and lets
+ * the client go on. Returns 1 when all of it is in the kernel, 0 when some is still queued,
+ * -1 when the client left meanwhile (or nothing was deferred).
+ */
+int stats_complete(struct stats_server *s, const char *text);
+
+/* Called by the answer function, during its call only: the peer's uid in *UID; 0, or -1. */
+int stats_peer_uid(struct stats_server *s, uid_t *uid);
+
+/*
+ * Listens on FD, a listening unix stream socket at PATH inherited from the previous image of
+ * the agent (an upgrade), instead of binding: no client sees the socket missing. Takes
+ * ownership of FD (closed on failure). Returns the server, or NULL with the reason in ERR.
+ */
+struct stats_server *stats_adopt(struct ev_loop *loop, int fd, const char *path,
+                                 stats_answer_fn answer, void *ud, char *err, size_t errlen);
+
+/* Returns the listening socket's fd (an upgrade hands it over); it belongs to S. */
+int stats_listen_fd(const struct stats_server *s);
+
 /* Reads the server's counters. */
 void stats_get_counters(const struct stats_server *s, struct stats_server_counters *out);
 
