@@ -13,6 +13,7 @@
 #include "notify.h"
 #include "report.h"
 #include "stats.h"
+#include "upgrade.h"
 #include "util.h"
 #include "zkpub.h"
 
@@ -131,7 +132,8 @@ publisher_start(struct agent *a)
     struct inst *inst;
 
     zk_settings(a->conf, &s);
-    a->zk = zkpub_new(a->loop, &s);
+    a->zk = zkpub_new_resumed(a->loop, &s, upgrade_session(a->upgrade));
+    zkpub_set_volatile_keys(a->zk, report_volatile_keys);
     a->zk_agent_node = zkpub_node_new(a->zk, "agents", a->conf->name, agent_doc, a);
     zkpub_node_changed(a->zk, a->zk_agent_node);
     TAILQ_FOREACH (inst, &a->instances, link)
@@ -161,8 +163,10 @@ agent_start(struct agent *a)
     a->started_ms = util_wall_ms();
     a->started_at = ev_now(a->loop);
     srandom((unsigned)getpid() ^ (unsigned)a->started_ms);
-    a->stats = stats_listen(a->loop, a->conf->stats_socket, a->conf->stats_socket_mode,
-                            report_answer, a, err, sizeof(err));
+    a->stats = upgrade_stats_adopt(a->upgrade, report_answer, a);
+    if (a->stats == NULL)
+        a->stats = stats_listen(a->loop, a->conf->stats_socket, a->conf->stats_socket_mode,
+                                report_answer, a, err, sizeof(err));
     if (a->stats == NULL) {
         log_error("stats", "%s", err);
         return -1;
@@ -183,9 +187,13 @@ agent_start(struct agent *a)
     inst_plan_rounds(a, a->conf);
     TAILQ_FOREACH (ci, &a->conf->instances, link) {
         struct inst *inst = add_instance(a, ci);
-        inst_start(inst, spread_phase(i++, a->conf->ninstances));
+        /* After an upgrade: the known health, and every instance probed at once. */
+        upgrade_restore(a->upgrade, inst);
+        inst_start(inst, upgrade_handover(a->upgrade) ? 0. : spread_phase(i, a->conf->ninstances));
+        i++;
     }
     publisher_start(a);
+    upgrade_started(a->upgrade);
     notify_start(a);
     notify_ready(a);
     log_info("agent", "sentinel-agent %s started as %s: %d instance%s, stats socket %s", SA_VERSION,
@@ -393,6 +401,7 @@ agent_stop(struct agent *a)
         return;
     a->stopping = 1;
     log_info("agent", "stopping");
+    upgrade_cancel(a->upgrade);
     notify_stopping(a);
     TAILQ_FOREACH (inst, &a->instances, link)
         inst_stop(inst);
@@ -435,6 +444,8 @@ agent_free(struct agent *a)
 
     if (a == NULL)
         return;
+    upgrade_free(a->upgrade);
+    a->upgrade = NULL;
     notify_stop(a);
     publisher_forget(a);
     zkpub_free(a->zk);

@@ -13,7 +13,9 @@
 
 #include "agent.h"
 #include "conf.h"
+#include "handover.h"
 #include "log.h"
+#include "upgrade.h"
 
 #define EXIT_USAGE  64   /* EX_USAGE */
 #define EXIT_CONFIG 78   /* EX_CONFIG */
@@ -118,6 +120,8 @@ main(int argc, char **argv)
     }
 
     keep_std_fds();
+    /* Before anything opens an fd: an unreadable hand-over's fds are all closed. */
+    struct handover *ho = upgrade_take_handover();
     /* hiredis and the stats socket write to sockets whose peers may be gone. */
     signal(SIGPIPE, SIG_IGN);
     /* The ZooKeeper client's threads would otherwise reserve an arena each. */
@@ -128,12 +132,14 @@ main(int argc, char **argv)
     if (conf == NULL) {
         print_errors(&errs);
         conf_errors_free(&errs);
+        handover_free(ho);
         return EXIT_CONFIG;
     }
     conf_errors_free(&errs);
     if (check) {
         printf("%s: ok\n", path);
         conf_free(conf);
+        handover_free(ho);
         return 0;
     }
     if (level_arg == NULL)
@@ -144,9 +150,11 @@ main(int argc, char **argv)
     if (loop == NULL) {
         log_error("agent", "cannot initialise the event loop");
         conf_free(conf);
+        handover_free(ho);
         return 1;
     }
     struct agent *a = agent_new(loop, conf);
+    a->upgrade = upgrade_new(a, argv, ho);
     a->log_level_forced = level_arg != NULL;
     int rc = 0;
     ev_timer trim;

@@ -10,13 +10,22 @@
 #include "agent.h"
 #include "selfstat.h"
 #include "stats.h"
+#include "upgrade.h"
 #include "zkpub.h"
 
 static const char help_text[] = "commands:\n"
                                 "help       this list\n"
                                 "stats      the agent's counters, one line of JSON\n"
                                 "instances  every instance's state, one line of JSON\n"
-                                "metrics    Prometheus text exposition (format 0.0.4)\n";
+                                "metrics    Prometheus text exposition (format 0.0.4)\n"
+                                "upgrade    re-execute the installed binary in place, keeping "
+                                "the ZooKeeper session\n";
+
+/*
+ * SPEC: changes of replicas or latency_us alone cause no write, so a node read back after an
+ * upgrade is not rewritten for them (the agent node is: its started_ms and version are news).
+ */
+const char *const report_volatile_keys[] = {"latency_us", "replicas", NULL};
 
 /* A JSON string for S; bytes that are not valid UTF-8 or are control characters become '?'. */
 static json_t *
@@ -107,6 +116,9 @@ report_stats_json(struct agent *a, struct sbuf *out)
     set(o, "zk_conflicts", json_integer((json_int_t)zs.conflicts));
     set(o, "config_reloads", json_integer((json_int_t)c->config_reloads));
     set(o, "config_reload_failures", json_integer((json_int_t)c->config_reload_failures));
+    set(o, "upgrades", json_integer((json_int_t)upgrade_count(a->upgrade)));
+    set(o, "upgraded_from", json_string(upgrade_from(a->upgrade)));
+    set(o, "zk_session_resumed", json_boolean(zs.resumed));
     set(o, "stats_clients", json_integer(sc.clients));
     set(o, "stats_clients_rejected", json_integer((json_int_t)sc.clients_rejected));
     set(o, "stats_lines_too_long", json_integer((json_int_t)sc.lines_too_long));
@@ -352,6 +364,8 @@ report_answer(void *ud, const char *line, struct sbuf *out)
     } else if (strcmp(cmd, "metrics") == 0) {
         report_metrics(a, out);
         sbuf_adds(out, "\n");
+    } else if (strcmp(cmd, "upgrade") == 0) {
+        upgrade_command(a->upgrade, out);
     } else {
         char msg[128];
         snprintf(msg, sizeof(msg), "unknown command: %.100s", cmd);

@@ -59,6 +59,7 @@ struct agent {
     struct zknode *zk_agent_node; /* ROOT/agents/NAME in zk; agent.c renders its document */
     int zk_agent_count;           /* the instance count its document last said */
     struct zkpub_list zk_retired; /* publishers of replaced settings, closing (zkpub_retire) */
+    struct upgrade *upgrade;      /* SIGUSR2 / `upgrade` (upgrade.c); made by main() */
     ev_signal sigterm;
     ev_signal sigint;
     ev_signal sighup;

@@ -10,6 +10,9 @@ struct inst;
 /* Answers one stats-socket command line for A into OUT (a stats_answer_fn). */
 void report_answer(void *a, const char *cmd, struct sbuf *out);
 
+/* Keys of the status document whose change alone causes no write (NULL-terminated). */
+extern const char *const report_volatile_keys[];
+
 /* Appends the `stats` JSON object (one line, no newline) to OUT. */
 void report_stats_json(struct agent *a, struct sbuf *out);
 
