@@ -13,6 +13,7 @@
 #include "cluster.h"
 #include "conf.h"
 #include "table.h"
+#include "upgrade.h"
 #include "util.h"
 
 #define CTL_DEFAULT_SOCKET "/run/sentinel-agent/stats.sock"
@@ -20,11 +21,12 @@
 #define CTL_DEFAULT_ZK_MS  10000
 
 /* Exit codes, as SPEC.md "Binaries" says. */
-#define EXIT_ANSWER  0
-#define EXIT_ERRANS  1 /* the answer is an error object */
-#define EXIT_CONNECT 2 /* no connection, timeout, an answer cut off, a config that does not load   \
-                        */
-#define EXIT_USAGE 64  /* EX_USAGE */
+#define EXIT_ANSWER 0
+#define EXIT_ERRANS 1 /* the answer is an error object */
+#define EXIT_CONNECT                                                                               \
+    2                 /* no connection, timeout, an answer cut off, a config that does not load    \
+                       */
+#define EXIT_USAGE 64 /* EX_USAGE */
 
 static const char *progname = "sentinel-agentctl";
 
@@ -166,6 +168,12 @@ run_socket(const char *sock_opt, const char *conf_opt, int json, char **words, i
     if (sock == NULL)
         sock = xstrdup(CTL_DEFAULT_SOCKET);
 
+    if (strcmp(cmd.buf, "upgrade") == 0) {
+        rc = ctl_upgrade(progname, sock, json);
+        free(sock);
+        sbuf_free(&cmd);
+        return rc;
+    }
     sbuf_adds(&cmd, "\n");
     if (client_ask(sock, cmd.buf, &ans, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s: %s\n", progname, err);
