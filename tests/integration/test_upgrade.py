@@ -216,3 +216,56 @@ def test_upgrade_needs_root_or_our_user(env):
     # Root (and the agent's own user) may.
     assert json.loads(a.command("upgrade", timeout=15)) == {"ok": True}
     wait_until(lambda: a.stats()["upgrades"] == 1, 10)
+
+
+def test_systemd_sees_reloading_then_ready_same_pid(env):
+    from test_notify import notify_agent
+    r = env.redis()
+    a, ns = notify_agent(env, [instance("c", r)])
+    ns.wait_line("READY=1")
+    a.wait_ready()
+    mark = ns.mark()
+    t0 = time.monotonic()
+    a.signal(signal.SIGUSR2)
+    i, t_rel, _ = ns.wait_line("RELOADING=1", since=mark)
+    j, t_ready, _ = ns.wait_line("READY=1", since=i)
+    print("SIGUSR2 -> READY=1: %.0f ms" % ((t_ready - t0) * 1000))
+    assert j > i
+    wait_until(lambda: a.stats()["upgrades"] == 1, 5)
+    assert a.stats()["pid"] == a.pid and a.running()
+    # Every datagram came from the same process (SCM credentials are not needed: the pid is
+    # the process systemd forked, and it never changed).
+    assert a.proc.poll() is None
+
+
+def test_ctl_upgrade_says_what_happened(env):
+    zk = zookeeper(env)
+    r = env.redis()
+    a = zk_agent(env, zk, [instance("c", r)], name="h")
+    a.wait_instance("c", timeout=5, published=True)
+    sid = a.stats()["zk_session_id"]
+    # On a terminal: one line saying what happened.
+    import pty
+    import subprocess
+    from harness import child_env, ctl_bin
+    master, slave = pty.openpty()
+    p = subprocess.run([ctl_bin(), "-s", a.stats_socket, "upgrade"], stdin=subprocess.DEVNULL,
+                       stdout=slave, stderr=subprocess.PIPE, env=child_env(), timeout=40)
+    os.close(slave)
+    text = os.read(master, 4096).decode().replace("\r\n", "\n")
+    os.close(master)
+    assert p.returncode == 0, p
+    v = a.stats()["version"]
+    assert text == "upgraded: %s -> %s (pid %d), ZooKeeper session %s kept\n" % (
+        v, v, a.pid, sid), text
+    out = env.run_ctl("-s", a.stats_socket, "-j", "upgrade", timeout=40)
+    assert out.returncode == 0, out
+    j = json.loads(out.stdout)
+    assert j["zk_session_kept"] is True and j["pid"] == a.pid and j["zk_session"] == sid
+    # A broken config: exit 1, the reason on stderr, nothing changed.
+    with open(a.conf_path, "a") as f:
+        f.write("\n[agent]\ninterval = soon\n")
+    out = env.run_ctl("-s", a.stats_socket, "upgrade", timeout=40)
+    assert out.returncode == 1, out
+    assert "upgrade refused" in out.stderr and "exited with 78" in out.stderr, out.stderr
+    assert a.stats()["upgrades"] == 2
