@@ -138,6 +138,10 @@ def test_maintainer_scripts_are_debhelpers(deb, tmp_path):
     assert "systemd-sysusers" in text["postinst"] and "sentinel-agent.conf" in text["postinst"]
     assert "deb-systemd-helper update-state 'sentinel-agent.service'" in text["postinst"]
     assert "deb-systemd-invoke try-restart 'sentinel-agent.service'" in text["postinst"]
+    # An upgrade re-executes a running agent in place first; a restart only if that fails.
+    assert "sentinel-agentctl -j upgrade" in text["postinst"]
+    assert text["postinst"].index("sentinel-agentctl -j upgrade") < \
+        text["postinst"].index("deb-systemd-invoke try-restart")
     assert "deb-systemd-invoke stop 'sentinel-agent.service'" in text["prerm"]
     assert "deb-systemd-helper purge 'sentinel-agent.service'" in text["postrm"]
     # A fresh install enables and starts nothing: the example config is only an example.
