@@ -5,7 +5,6 @@
  * stub recorded: coalescing, retries, the answers to ZNODEEXISTS (ours, takeover, conflict),
  * multi batching and session expiry.
  */
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,30 +72,6 @@ run(struct fix *f)
     for (int i = 0; i < 3; i++)
         ev_run(f->loop, EVRUN_NOWAIT);
 }
-
-/* Runs the loop for SECS of real time (the publisher's tick and back-off use ev_now). */
-static void
-run_for(struct fix *f, double secs)
-{
-    double end = tu_now_s() + secs;
-
-    while (tu_now_s() < end) {
-        ev_run(f->loop, EVRUN_NOWAIT);
-        poll(NULL, 0, 2);
-    }
-}
-
-/* Runs the loop until COND holds, failing the test after 2 s. */
-#define RUN_UNTIL(f, cond)                                                                         \
-    do {                                                                                           \
-        double end_ = tu_now_s() + 2.0;                                                            \
-        while (!(cond)) {                                                                          \
-            if (tu_now_s() > end_)                                                                 \
-                fail_msg("not within 2 s: %s", #cond);                                             \
-            ev_run((f)->loop, EVRUN_NOWAIT);                                                       \
-            poll(NULL, 0, 2);                                                                      \
-        }                                                                                          \
-    } while (0)
 
 static struct zkpub_stats
 stats(struct fix *f)
@@ -316,7 +291,7 @@ test_create_connection_loss(void **state)
     zks_reply(pending(t, ZKS_CREATE), ZCONNECTIONLOSS);
     run(f);
     assert_string_equal(stats(f).state, "connecting");
-    run_for(f, 0.35); /* longer than the tick: no retry while not connected */
+    tu_run_for(f->loop, 0.35); /* longer than the tick: no retry while not connected */
     assert_int_equal(zks_count(ZKS_CREATE, t->path, 0), 1);
     assert_false(zkpub_node_published(t->zn));
 
@@ -352,9 +327,9 @@ test_set_backoff(void **state)
     assert_int_equal(stats(f).writes_failed, 1);
     assert_false(zkpub_node_published(t->zn));
 
-    run_for(f, 0.3); /* a tick passes, the 0.5 s back-off does not */
+    tu_run_for(f->loop, 0.3); /* a tick passes, the 0.5 s back-off does not */
     assert_int_equal(zks_count(ZKS_SET, t->path, 0), 1);
-    RUN_UNTIL(f, zks_pending(ZKS_SET, t->path) != NULL);
+    TU_RUN_UNTIL(f->loop, zks_pending(ZKS_SET, t->path) != NULL);
     assert_true(tu_now_s() - failed_at >= 0.45);
     assert_int_equal(zks_count(ZKS_SET, t->path, 0), 2);
     assert_string_equal(pending(t, ZKS_SET)->op.data, doc(t, 2));
@@ -457,7 +432,7 @@ test_exists_conflict(void **state)
     zks_reply_stat(pending(t, ZKS_EXISTS), ZOK, OTHER_SID, 2);
     run(f);
     calls = zks_ncalls();
-    run_for(f, 0.35); /* a tick: nothing is retried against it */
+    tu_run_for(f->loop, 0.35); /* a tick: nothing is retried against it */
     assert_int_equal(zks_ncalls(), calls);
     assert_false(zkpub_node_published(t->zn));
     assert_int_equal(zks_count(ZKS_SET, t->path, 0), 0);
