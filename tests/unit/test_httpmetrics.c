@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "httpmetrics.h"
+#include "testutil.h"
 #include "util.h"
 
 /* The fixture: a fresh loop, a server on a free loopback port, the body it serves. */
@@ -46,29 +46,6 @@ test_body(void *ud, struct sbuf *out)
         sbuf_add(out, chunk, sizeof(chunk));
 }
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* A loopback port nobody listens on right now. */
-static int
-free_port(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 static int
 setup(void **state)
 {
@@ -80,7 +57,7 @@ setup(void **state)
     f->addr.family = AF_INET;
     util_strlcpy(f->addr.host, "127.0.0.1", sizeof(f->addr.host));
     for (int i = 0; i < 10 && f->srv == NULL; i++) {
-        f->addr.port = free_port();
+        f->addr.port = tu_free_port();
         f->srv = httpmetrics_listen(f->loop, &f->addr, test_body, f, err, sizeof(err));
     }
     if (f->srv == NULL)
@@ -116,61 +93,14 @@ client_connect(struct fix *f, int rcvbuf)
     return fd;
 }
 
-static void
-send_str(int fd, const char *s)
-{
-    size_t n = strlen(s), off = 0;
-    while (off < n) {
-        ssize_t w = send(fd, s + off, n - off, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EAGAIN || errno == EINPROGRESS || errno == ENOTCONN)) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            poll(&p, 1, 10);
-            continue;
-        }
-        assert_true(w > 0);
-        off += (size_t)w;
-    }
-}
-
-/*
- * Runs the loop and reads FD until the server closes it (or 5 s pass); returns what was
- * read, which the caller frees.
- */
-static char *
-read_to_eof(struct fix *f, int fd, size_t *lenp)
-{
-    struct sbuf in = {0};
-    char buf[65536];
-    double deadline = now_s() + 5.0;
-
-    for (;;) {
-        ev_run(f->loop, EVRUN_NOWAIT);
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n > 0) {
-            sbuf_add(&in, buf, (size_t)n);
-            continue;
-        }
-        if (n == 0 || (n < 0 && errno == ECONNRESET))
-            break;
-        if (now_s() > deadline)
-            fail_msg("no EOF from the server within 5 s (got %zu bytes)", in.len);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        poll(&p, 1, 1);
-    }
-    sbuf_adds(&in, "");
-    if (lenp != NULL)
-        *lenp = in.len;
-    return in.buf;
-}
-
 /* Sends REQ on a fresh connection, half-closes, and returns the whole response. */
 static char *
 exchange(struct fix *f, const char *req)
 {
     int fd = client_connect(f, 0);
-    send_str(fd, req);
+    tu_send_str(NULL, fd, req);
     shutdown(fd, SHUT_WR);
-    char *resp = read_to_eof(f, fd, NULL);
+    char *resp = tu_read_to_eof(f->loop, fd, NULL, NULL);
     close(fd);
     return resp;
 }
@@ -273,16 +203,16 @@ test_slow_reader_never_blocks(void **state)
 
     f->body_size = 16 * 1024 * 1024;
     int fd = client_connect(f, 4096);
-    send_str(fd, "GET /metrics HTTP/1.0\r\n\r\n");
-    double t0 = now_s();
+    tu_send_str(NULL, fd, "GET /metrics HTTP/1.0\r\n\r\n");
+    double t0 = tu_now_s();
     for (int i = 0; i < 200; i++) {
         ev_run(f->loop, EVRUN_NOWAIT);
         struct pollfd p = {.fd = fd, .events = POLLIN};
         poll(&p, 1, 1);
     }
-    assert_true(now_s() - t0 < 2.0);
+    assert_true(tu_now_s() - t0 < 2.0);
     assert_int_equal(f->calls, 1);
-    char *resp = read_to_eof(f, fd, &len);
+    char *resp = tu_read_to_eof(f->loop, fd, &len, NULL);
     close(fd);
     assert_status(resp, "HTTP/1.1 200 OK\r\n");
     assert_non_null(strstr(resp, "\r\nContent-Length: 16777216\r\n"));
@@ -302,7 +232,7 @@ test_client_cap(void **state)
         ev_run(f->loop, EVRUN_NOWAIT);
     /* One too many: closed at once, without an answer. */
     int extra = client_connect(f, 0);
-    char *resp = read_to_eof(f, extra, NULL);
+    char *resp = tu_read_to_eof(f->loop, extra, NULL, NULL);
     assert_string_equal(resp, "");
     free(resp);
     close(extra);
@@ -356,12 +286,12 @@ test_slowloris_cut_off(void **state)
 
     httpmetrics_set_limits(f->srv, 0.3, 0);
     int fd = client_connect(f, 0);
-    double t0 = now_s(), next = t0, took = -1;
-    while (now_s() - t0 < 3.0) {
-        if (now_s() >= next) {
+    double t0 = tu_now_s(), next = t0, took = -1;
+    while (tu_now_s() - t0 < 3.0) {
+        if (tu_now_s() >= next) {
             const char *b = i < sizeof(head) - 1 ? &head[i++] : "a";
             if (send(fd, b, 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN && errno != ENOTCONN) {
-                took = now_s() - t0;
+                took = tu_now_s() - t0;
                 break;
             }
             next += 0.02;
@@ -371,7 +301,7 @@ test_slowloris_cut_off(void **state)
         if (n > 0)
             fail_msg("an answer to an incomplete head: %.*s", (int)n, buf);
         if (n == 0 || (n < 0 && errno != EAGAIN)) {
-            took = now_s() - t0;
+            took = tu_now_s() - t0;
             break;
         }
         usleep(1000);
@@ -397,13 +327,10 @@ test_full_evicts_unfinished_head(void **state)
     f->body_size = 4 * 1024 * 1024; /* more than loopback buffers hold: stays unsent */
     httpmetrics_set_limits(f->srv, 30.0, 0.2);
     fds[0] = client_connect(f, 4096);
-    send_str(fds[0], "GET /metrics HTTP/1.0\r\n\r\n");
+    tu_send_str(NULL, fds[0], "GET /metrics HTTP/1.0\r\n\r\n");
     for (int i = 1; i < HTTPMETRICS_MAX_CLIENTS; i++)
         fds[i] = client_connect(f, 0);
-    for (double end = now_s() + 0.4; now_s() < end;) {
-        ev_run(f->loop, EVRUN_NOWAIT);
-        usleep(1000);
-    }
+    tu_run_for(f->loop, 0.4);
     assert_int_equal(f->calls, 1);
     f->body_size = 0;
     char *resp = exchange(f, "GET /metrics HTTP/1.0\r\n\r\n");

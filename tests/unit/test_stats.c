@@ -14,12 +14,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "stats.h"
+#include "testutil.h"
 #include "util.h"
 
 #define BIG_SIZE (1024 * 1024) /* body of the answer to "big" */
@@ -46,14 +46,6 @@ test_answer(void *ud, const char *cmd, struct sbuf *out)
         return;
     }
     sbuf_printf(out, "ok %s\n\n", cmd);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static size_t
@@ -101,17 +93,6 @@ teardown(void **state)
     return 0;
 }
 
-/* Runs the server's loop once without blocking, then waits up to 1 ms for FD (if >= 0). */
-static void
-spin(struct fix *f, int fd, short events)
-{
-    ev_run(f->loop, EVRUN_NOWAIT);
-    if (fd >= 0) {
-        struct pollfd p = {.fd = fd, .events = events};
-        poll(&p, 1, 1);
-    }
-}
-
 static int
 client_connect(struct fix *f)
 {
@@ -120,65 +101,13 @@ client_connect(struct fix *f)
 
     assert_true(fd >= 0);
     util_strlcpy(sun.sun_path, f->path, sizeof(sun.sun_path));
-    for (double end = now_s() + 5; connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0;) {
-        if (errno != EAGAIN || now_s() > end)
+    for (double end = tu_now_s() + TU_DEADLINE_S;
+         connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0;) {
+        if (errno != EAGAIN || tu_now_s() > end)
             fail_msg("connect %s: %s", f->path, strerror(errno));
-        spin(f, -1, 0);
+        tu_spin(f->loop, -1, 0);
     }
     return fd;
-}
-
-/* Sends all of P while running the loop. */
-static void
-client_send(struct fix *f, int fd, const void *p, size_t n)
-{
-    const char *b = p;
-    double end = now_s() + 5;
-
-    while (n > 0) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            b += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN)
-            fail_msg("send: %s", strerror(errno));
-        if (now_s() > end)
-            fail_msg("send timed out");
-        spin(f, fd, POLLOUT);
-    }
-}
-
-/*
- * Reads into OUT, running the loop, until EOF (returns 0), a reset (returns -1) or, when
- * UNTIL is not NULL, until OUT ends with UNTIL (returns 1). Fails after 5 s.
- */
-static int
-client_recv(struct fix *f, int fd, struct sbuf *out, const char *until)
-{
-    char buf[65536];
-    double end = now_s() + 5;
-
-    for (;;) {
-        if (until != NULL && out->len >= strlen(until) &&
-            strcmp(out->buf + out->len - strlen(until), until) == 0)
-            return 1;
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n > 0) {
-            sbuf_add(out, buf, (size_t)n);
-            continue;
-        }
-        if (n == 0)
-            return 0;
-        if (errno == ECONNRESET)
-            return -1;
-        if (errno != EAGAIN)
-            fail_msg("recv: %s", strerror(errno));
-        if (now_s() > end)
-            fail_msg("recv timed out with %zu bytes", out->len);
-        spin(f, fd, POLLIN);
-    }
 }
 
 /* Spins the loop until the server counts N connected clients. */
@@ -186,15 +115,15 @@ static void
 wait_clients(struct fix *f, int n)
 {
     struct stats_server_counters c;
-    double end = now_s() + 5;
+    double end = tu_now_s() + 5;
 
     for (;;) {
         stats_get_counters(f->srv, &c);
         if (c.clients == n)
             return;
-        if (now_s() > end)
+        if (tu_now_s() > end)
             fail_msg("%d clients connected, expected %d", c.clients, n);
-        spin(f, -1, 0);
+        tu_spin(f->loop, -1, 0);
         usleep(200);
     }
 }
@@ -208,17 +137,17 @@ test_one_command(void **state)
 
     f->srv = listen_or_fail(f, 0600);
     int fd = client_connect(f);
-    client_send(f, fd, "hello\n", 6);
-    assert_int_equal(client_recv(f, fd, &out, "\n\n"), 1);
+    tu_send_all(f->loop, fd, "hello\n", 6);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, "\n\n"), 1);
     assert_string_equal(out.buf, "ok hello\n\n");
     /* The connection stays open for more commands, and closes at our EOF. */
     sbuf_reset(&out);
-    client_send(f, fd, "again\n", 6);
-    assert_int_equal(client_recv(f, fd, &out, "\n\n"), 1);
+    tu_send_all(f->loop, fd, "again\n", 6);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, "\n\n"), 1);
     assert_string_equal(out.buf, "ok again\n\n");
     shutdown(fd, SHUT_WR);
     sbuf_reset(&out);
-    assert_int_equal(client_recv(f, fd, &out, NULL), 0);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, NULL), 0);
     assert_int_equal(out.len, 0);
     wait_clients(f, 0);
     stats_get_counters(f->srv, &c);
@@ -238,9 +167,9 @@ test_pipelined(void **state)
 
     f->srv = listen_or_fail(f, 0600);
     int fd = client_connect(f);
-    client_send(f, fd, req, strlen(req));
+    tu_send_all(f->loop, fd, req, strlen(req));
     shutdown(fd, SHUT_WR);
-    assert_int_equal(client_recv(f, fd, &out, NULL), 0);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, NULL), 0);
     assert_string_equal(out.buf, "ok one\n\nok two\n\nok three\n\nok four\n\n");
     close(fd);
     sbuf_free(&out);
@@ -260,8 +189,8 @@ test_longest_line(void **state)
     line[STATS_LINE_MAX] = '\n';
     snprintf(want, sizeof(want), "ok %.*s\n\n", STATS_LINE_MAX, line);
     int fd = client_connect(f);
-    client_send(f, fd, line, sizeof(line));
-    assert_int_equal(client_recv(f, fd, &out, "\n\n"), 1);
+    tu_send_all(f->loop, fd, line, sizeof(line));
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, "\n\n"), 1);
     assert_string_equal(out.buf, want);
     close(fd);
     sbuf_free(&out);
@@ -278,9 +207,9 @@ check_too_long(struct fix *f, size_t len)
     memset(line, 'a', len);
     line[len] = '\n';
     int fd = client_connect(f);
-    client_send(f, fd, line, len + 1);
+    tu_send_all(f->loop, fd, line, len + 1);
     /* No shutdown: the server closes by itself, with a clean EOF after the answer. */
-    assert_int_equal(client_recv(f, fd, &out, NULL), 0);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, NULL), 0);
     assert_string_equal(out.buf, "{\"error\":\"line too long\"}\n\n");
     close(fd);
     wait_clients(f, 0);
@@ -314,18 +243,18 @@ test_too_long_endless_sender(void **state)
     f->srv = listen_or_fail(f, 0600);
     memset(chunk, 'z', sizeof(chunk));
     int fd = client_connect(f);
-    for (double end = now_s() + 10; !cut;) {
+    for (double end = tu_now_s() + 10; !cut;) {
         ssize_t w = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
         if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
             cut = 1;
         else if (w < 0 && errno != EAGAIN)
             fail_msg("send: %s", strerror(errno));
-        if (now_s() > end)
+        if (tu_now_s() > end)
             fail_msg("server never closed");
-        spin(f, w < 0 ? fd : -1, POLLOUT);
+        tu_spin(f->loop, w < 0 ? fd : -1, POLLOUT);
     }
     /* The answer came first, whatever ends the stream after it. */
-    client_recv(f, fd, &out, NULL);
+    tu_recv_until(f->loop, fd, &out, NULL);
     assert_string_equal(out.buf, "{\"error\":\"line too long\"}\n\n");
     wait_clients(f, 0);
     close(fd);
@@ -345,8 +274,8 @@ test_too_long_after_commands(void **state)
     memcpy(req, "a\n", 2);
     req[sizeof(req) - 1] = '\n';
     int fd = client_connect(f);
-    client_send(f, fd, req, sizeof(req));
-    assert_int_equal(client_recv(f, fd, &out, NULL), 0);
+    tu_send_all(f->loop, fd, req, sizeof(req));
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, NULL), 0);
     assert_string_equal(out.buf, "ok a\n\n{\"error\":\"line too long\"}\n\n");
     close(fd);
     sbuf_free(&out);
@@ -396,8 +325,8 @@ test_stale_socket_replaced(void **state)
 
     f->srv = listen_or_fail(f, 0600);
     int fd = client_connect(f);
-    client_send(f, fd, "x\n", 2);
-    assert_int_equal(client_recv(f, fd, &out, "\n\n"), 1);
+    tu_send_all(f->loop, fd, "x\n", 2);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, "\n\n"), 1);
     assert_string_equal(out.buf, "ok x\n\n");
     close(fd);
     sbuf_free(&out);
@@ -418,8 +347,8 @@ test_live_socket_refused(void **state)
     assert_non_null(strstr(err, f->path));
     /* The first server is untouched. */
     int fd = client_connect(f);
-    client_send(f, fd, "still\n", 6);
-    assert_int_equal(client_recv(f, fd, &out, "\n\n"), 1);
+    tu_send_all(f->loop, fd, "still\n", 6);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, "\n\n"), 1);
     assert_string_equal(out.buf, "ok still\n\n");
     close(fd);
     sbuf_free(&out);
@@ -513,15 +442,15 @@ test_max_clients(void **state)
     f->srv = listen_or_fail(f, 0600);
     for (int i = 0; i < N; i++) {
         fds[i] = client_connect(f);
-        spin(f, -1, 0);
+        tu_spin(f->loop, -1, 0);
     }
-    for (double end = now_s() + 5;;) {
+    for (double end = tu_now_s() + 5;;) {
         stats_get_counters(f->srv, &c);
         if (c.clients_total == N)
             break;
-        if (now_s() > end)
+        if (tu_now_s() > end)
             fail_msg("only %llu accepted", (unsigned long long)c.clients_total);
-        spin(f, -1, 0);
+        tu_spin(f->loop, -1, 0);
     }
     assert_int_equal(c.clients, STATS_MAX_CLIENTS);
     assert_int_equal(c.clients_rejected, 10);
@@ -536,8 +465,8 @@ test_max_clients(void **state)
     assert_int_equal(eofs, 10);
     /* Served clients still work. */
     struct sbuf out = {0};
-    client_send(f, fds[0], "hi\n", 3);
-    assert_int_equal(client_recv(f, fds[0], &out, "\n\n"), 1);
+    tu_send_all(f->loop, fds[0], "hi\n", 3);
+    assert_int_equal(tu_recv_until(f->loop, fds[0], &out, "\n\n"), 1);
     assert_string_equal(out.buf, "ok hi\n\n");
     sbuf_free(&out);
     for (int i = 0; i < N; i++)
@@ -570,9 +499,9 @@ test_bounded_output(void **state)
     f->srv = listen_or_fail(f, 0600);
     heap0 = heap_in_use();
     int fd = client_connect(f);
-    client_send(f, fd, req, sizeof(req));
+    tu_send_all(f->loop, fd, req, sizeof(req));
     for (int i = 0; i < 2000; i++) {
-        spin(f, -1, 0);
+        tu_spin(f->loop, -1, 0);
         size_t h = heap_in_use();
         heap_max = h > heap_max ? h : heap_max;
     }
@@ -582,7 +511,7 @@ test_bounded_output(void **state)
     assert_true(heap_max - heap0 < 3 * BIG_SIZE);
 
     /* Now read everything: 500 complete answers, heap still bounded. */
-    for (double end = now_s() + 60; got < want;) {
+    for (double end = tu_now_s() + 60; got < want;) {
         ssize_t n = recv(fd, buf, sizeof(buf), 0);
         if (n > 0) {
             got += (size_t)n;
@@ -591,7 +520,7 @@ test_bounded_output(void **state)
         if (n == 0)
             fail_msg("EOF after %zu of %zu bytes", got, want);
         assert_int_equal(errno, EAGAIN);
-        if (now_s() > end)
+        if (tu_now_s() > end)
             fail_msg("timed out after %zu of %zu bytes", got, want);
         ev_run(f->loop, EVRUN_NOWAIT);
         size_t h = heap_in_use();
@@ -618,9 +547,9 @@ test_close_removes_file(void **state)
         fds[i] = client_connect(f);
     wait_clients(f, 3);
     /* One client with an answer pending. */
-    client_send(f, fds[0], "big\n", 4);
+    tu_send_all(f->loop, fds[0], "big\n", 4);
     for (int i = 0; i < 50; i++)
-        spin(f, -1, 0);
+        tu_spin(f->loop, -1, 0);
     assert_int_equal(lstat(f->path, &st), 0);
     stats_close(f->srv);
     f->srv = NULL;
@@ -676,27 +605,17 @@ test_accept_emfile(void **state)
     low = rl;
     low.rlim_cur = (rlim_t)probe; /* the next fd the server would get is out of range */
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    double t0 = now_s();
+    double t0 = tu_now_s();
     for (int i = 0; i < 3; i++)
         ev_run(f->loop, EVRUN_ONCE);
-    double elapsed = now_s() - t0;
+    double elapsed = tu_now_s() - t0;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
     assert_true(elapsed > 0.3);
-    client_send(f, fd, "back\n", 5);
-    assert_int_equal(client_recv(f, fd, &out, "\n\n"), 1);
+    tu_send_all(f->loop, fd, "back\n", 5);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, "\n\n"), 1);
     assert_string_equal(out.buf, "ok back\n\n");
     close(fd);
     sbuf_free(&out);
-}
-
-/* Runs the loop for SECS seconds, sleeping at most 1 ms at a time. */
-static void
-run_for(struct fix *f, double secs)
-{
-    for (double end = now_s() + secs; now_s() < end;) {
-        ev_run(f->loop, EVRUN_NOWAIT);
-        usleep(1000);
-    }
 }
 
 /*
@@ -706,19 +625,19 @@ run_for(struct fix *f, double secs)
 static double
 dribble_until_closed(struct fix *f, int fd, char byte, double step, double limit)
 {
-    double t0 = now_s(), next = t0;
+    double t0 = tu_now_s(), next = t0;
 
-    while (now_s() - t0 < limit) {
-        if (now_s() >= next) {
+    while (tu_now_s() - t0 < limit) {
+        if (tu_now_s() >= next) {
             if (send(fd, &byte, 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-                return now_s() - t0;
+                return tu_now_s() - t0;
             next += step;
         }
         ev_run(f->loop, EVRUN_NOWAIT);
         char buf[256];
         ssize_t n = recv(fd, buf, sizeof(buf), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN))
-            return now_s() - t0;
+            return tu_now_s() - t0;
         usleep(1000);
     }
     return -1;
@@ -773,16 +692,16 @@ test_complete_lines_restart_the_limit(void **state)
     int fd = client_connect(f);
     for (int i = 0; i < 8; i++) { /* 8 x 0.1 s: well past one limit */
         sbuf_reset(&out);
-        client_send(f, fd, "hi\n", 3);
-        assert_int_equal(client_recv(f, fd, &out, "\n\n"), 1);
+        tu_send_all(f->loop, fd, "hi\n", 3);
+        assert_int_equal(tu_recv_until(f->loop, fd, &out, "\n\n"), 1);
         assert_string_equal(out.buf, "ok hi\n\n");
-        run_for(f, 0.1);
+        tu_run_for(f->loop, 0.1);
     }
-    double t0 = now_s();
-    client_send(f, fd, "partial", 7);
+    double t0 = tu_now_s();
+    tu_send_all(f->loop, fd, "partial", 7);
     sbuf_reset(&out);
-    assert_int_equal(client_recv(f, fd, &out, NULL), 0);
-    double took = now_s() - t0;
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, NULL), 0);
+    double took = tu_now_s() - t0;
     if (took < 0.15 || took > 0.8)
         fail_msg("closed %.3f s after the last command, limit 0.3 s", took);
     assert_int_equal(out.len, 0);
@@ -818,20 +737,20 @@ test_full_evicts_longest_idle(void **state)
     wait_clients(f, N);
     /* All fresh: a newcomer is turned away. */
     int early = client_connect(f);
-    assert_int_equal(client_recv(f, early, &out, NULL), 0);
+    assert_int_equal(tu_recv_until(f->loop, early, &out, NULL), 0);
     close(early);
     stats_get_counters(f->srv, &c);
     assert_int_equal(c.clients_rejected, 1);
     assert_int_equal(c.clients_evicted, 0);
     /* fds[0] dribbles (no progress), fds[1] asks: fds[0] is then the longest idle. */
-    client_send(f, fds[0], "x", 1);
-    run_for(f, 0.45);
-    client_send(f, fds[1], "hi\n", 3);
-    assert_int_equal(client_recv(f, fds[1], &out, "\n\n"), 1);
+    tu_send_all(f->loop, fds[0], "x", 1);
+    tu_run_for(f->loop, 0.45);
+    tu_send_all(f->loop, fds[1], "hi\n", 3);
+    assert_int_equal(tu_recv_until(f->loop, fds[1], &out, "\n\n"), 1);
     sbuf_reset(&out);
     int late = client_connect(f);
-    client_send(f, late, "hi\n", 3);
-    assert_int_equal(client_recv(f, late, &out, "\n\n"), 1);
+    tu_send_all(f->loop, late, "hi\n", 3);
+    assert_int_equal(tu_recv_until(f->loop, late, &out, "\n\n"), 1);
     assert_string_equal(out.buf, "ok hi\n\n");
     stats_get_counters(f->srv, &c);
     assert_int_equal(c.clients_evicted, 1);

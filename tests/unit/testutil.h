@@ -1,7 +1,7 @@
 /*
  * testutil.h -- helpers shared by the unit tests: clocks, deadlines, file descriptor
- * counting, loopback ports, temp dirs, and driving a real libev loop while a test plays
- * the client on the other end of a socket.
+ * counting, loopback ports, temp dirs, and driving a real libev loop (for a while, or until a
+ * condition holds) while a test plays the client on the other end of a socket.
  *
  * Everything is static inline so a test includes only what it uses, with no extra object
  * in the build. Every wait has a deadline (TU_DEADLINE_S) and fails the test with what it
@@ -87,18 +87,47 @@ tu_tmpdir(char *buf, size_t size, const char *prefix)
         fail_msg("mkdtemp %s: %s", buf, strerror(errno));
 }
 
-/* Runs LOOP once without blocking, then waits up to 1 ms for EVENTS on FD (if FD >= 0). */
+/*
+ * Runs LOOP once without blocking (if not NULL), then waits up to 1 ms for EVENTS on FD (if
+ * FD >= 0).
+ */
 static inline void
 tu_spin(struct ev_loop *loop, int fd, short events)
 {
-    ev_run(loop, EVRUN_NOWAIT);
+    if (loop != NULL)
+        ev_run(loop, EVRUN_NOWAIT);
     if (fd >= 0) {
         struct pollfd p = {.fd = fd, .events = events};
         poll(&p, 1, 1);
     }
 }
 
-/* Sends all of P on the non-blocking FD while running LOOP (the server side). */
+/* Runs LOOP for SECS seconds of real time, sleeping at most 1 ms at a time. */
+static inline void
+tu_run_for(struct ev_loop *loop, double secs)
+{
+    for (double end = tu_now_s() + secs; tu_now_s() < end;) {
+        ev_run(loop, EVRUN_NOWAIT);
+        poll(NULL, 0, 1);
+    }
+}
+
+/* Runs LOOP until COND holds, failing the test with COND's text after TU_DEADLINE_S. */
+#define TU_RUN_UNTIL(loop, cond)                                                                   \
+    do {                                                                                           \
+        double tu_end_ = tu_now_s() + TU_DEADLINE_S;                                               \
+        while (!(cond)) {                                                                          \
+            if (tu_now_s() > tu_end_)                                                              \
+                fail_msg("not within %.0f s: %s", TU_DEADLINE_S, #cond);                           \
+            ev_run((loop), EVRUN_NOWAIT);                                                          \
+            poll(NULL, 0, 1);                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/*
+ * Sends all of P on the non-blocking FD while running LOOP (the server side; NULL: the peer
+ * is not served meanwhile, so what does not fit in the socket buffers waits).
+ */
 static inline void
 tu_send_all(struct ev_loop *loop, int fd, const void *p, size_t n)
 {
@@ -117,6 +146,45 @@ tu_send_all(struct ev_loop *loop, int fd, const void *p, size_t n)
         if (tu_now_s() > end)
             fail_msg("send: %zu bytes still unsent after %.0f s", n, TU_DEADLINE_S);
         tu_spin(loop, fd, POLLOUT);
+    }
+}
+
+/* Sends the string S (without its NUL) as tu_send_all() does. */
+static inline void
+tu_send_str(struct ev_loop *loop, int fd, const char *s)
+{
+    tu_send_all(loop, fd, s, strlen(s));
+}
+
+/*
+ * Reads the non-blocking FD into OUT, running LOOP, until EOF (returns 0), a reset (returns
+ * -1) or, when UNTIL is not NULL, until OUT ends with UNTIL (returns 1). Fails the test if
+ * none of these comes within the deadline.
+ */
+static inline int
+tu_recv_until(struct ev_loop *loop, int fd, struct sbuf *out, const char *until)
+{
+    char buf[65536];
+    double end = tu_now_s() + TU_DEADLINE_S;
+
+    for (;;) {
+        if (until != NULL && out->len >= strlen(until) &&
+            strcmp(out->buf + out->len - strlen(until), until) == 0)
+            return 1;
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            sbuf_add(out, buf, (size_t)n);
+            continue;
+        }
+        if (n == 0)
+            return 0;
+        if (errno == ECONNRESET)
+            return -1;
+        if (errno != EAGAIN)
+            fail_msg("recv: %s", strerror(errno));
+        if (tu_now_s() > end)
+            fail_msg("recv: nothing more within %.0f s (got %zu bytes)", TU_DEADLINE_S, out->len);
+        tu_spin(loop, fd, POLLIN);
     }
 }
 
