@@ -7,15 +7,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include <hiredis/adapters/libev.h>
-#pragma GCC diagnostic pop
 
 #include "conf.h"
 #include "log.h"
+#include "redislink.h"
 #include "reply.h"
 #include "util.h"
 
@@ -279,13 +276,12 @@ link_open(struct probe *p, struct probe_result *r)
         redisAsyncFree(ac);
         return -1;
     }
-    if (redisLibevAttach(p->loop, ac) != REDIS_OK) {
+    if (redislink_attach(p->loop, ac) < 0) {
         redisAsyncFree(ac);
         r->status = PROBE_FAILED;
         util_strlcpy(r->reason, "cannot attach to the event loop", sizeof(r->reason));
         return -1;
     }
-    reply_bound_reader(ac->c.reader);
     ac->data = p;
     redisAsyncSetConnectCallback(ac, connect_cb);
     redisAsyncSetDisconnectCallback(ac, disconnect_cb);

@@ -128,7 +128,7 @@ enum probe_status
 reply_classify_error(int err, const char *errstr, char *reason, size_t len)
 {
     if (err == REDIS_ERR_OOM) {
-        /* a bounded reader refused an oversized reply (see reply_bound_reader) */
+        /* a bounded link or reader refused an oversized reply (redislink.c, reply_bound_reader) */
         util_strlcpy(reason, "protocol error: reply too large", len);
         return PROBE_FAILED;
     }
