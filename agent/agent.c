@@ -1,6 +1,7 @@
 /* agent.c -- the agent context: starting, reloading and stopping everything it owns. */
 #include "agent.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -162,7 +163,7 @@ agent_start(struct agent *a)
     a->started_at = ev_now(a->loop);
     srandom((unsigned)getpid() ^ (unsigned)a->started_ms);
     a->stats = stats_listen(a->loop, a->conf->stats_socket, a->conf->stats_socket_mode,
-                            report_answer, a, err, sizeof(err));
+                            a->conf->stats_socket_gid, report_answer, a, err, sizeof(err));
     if (a->stats == NULL) {
         log_error("stats", "%s", err);
         return -1;
@@ -226,10 +227,15 @@ reload_stats_socket(struct agent *a, const struct conf *o, const struct conf *n)
         if (o->stats_socket_mode != n->stats_socket_mode &&
             chmod(n->stats_socket, n->stats_socket_mode) < 0)
             log_warn("stats", "cannot change the mode of %s", n->stats_socket);
+        /* No group any more: back to the process's own. */
+        gid_t g = n->stats_socket_gid != (gid_t)-1 ? n->stats_socket_gid : getegid();
+        if (o->stats_socket_gid != n->stats_socket_gid && chown(n->stats_socket, (uid_t)-1, g) < 0)
+            log_warn("stats", "cannot give %s to group %u: %s", n->stats_socket, (unsigned)g,
+                     strerror(errno));
         return;
     }
     struct stats_server *s = stats_listen(a->loop, n->stats_socket, n->stats_socket_mode,
-                                          report_answer, a, err, sizeof(err));
+                                          n->stats_socket_gid, report_answer, a, err, sizeof(err));
     if (s == NULL) {
         log_error("stats", "%s; still listening on %s", err, o->stats_socket);
         return;

@@ -327,10 +327,12 @@ report_metrics(struct agent *a, struct sbuf *out)
 }
 
 void
-report_answer(void *ud, const char *line, struct sbuf *out)
+report_answer(void *ud, const struct stats_peer *peer, const char *line, struct sbuf *out)
 {
     struct agent *a = ud;
     char cmd[STATS_LINE_MAX + 1];
+
+    (void)peer;
     size_t n;
 
     /* Surrounding blanks are not part of the command ("stats " is stats). */
