@@ -107,6 +107,7 @@ stats_has_every_field(void **state)
         "heap_bytes",
         "fds",
         "instances",
+        "instances_maint",
         "probes_total",
         "probes_ok",
         "probes_failed",
