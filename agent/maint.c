@@ -412,6 +412,13 @@ expiry_cb(struct ev_loop *loop, ev_periodic *w, int revents)
 
 /* ---- what the agent calls ---- */
 
+static void
+log_ended_while_stopped(void *ud, const char *name)
+{
+    (void)ud;
+    log_info("maint", "the mark of %s ended while the agent was stopped", name);
+}
+
 void
 maint_load(struct maint *m, const struct conf *conf)
 {
@@ -445,7 +452,7 @@ maint_load(struct maint *m, const struct conf *conf)
         log_info("maint", "dropping the mark of %s: no such instance", m->marks[i].name);
         remove_at(m, i);
     }
-    expire(m, util_wall_ms(), NULL, NULL);
+    expire(m, util_wall_ms(), log_ended_while_stopped, NULL);
     if (m->n != before)
         save(m);
     for (size_t i = 0; i < m->n; i++)

@@ -271,9 +271,10 @@ stats_listen(struct ev_loop *loop, const char *path, mode_t mode, gid_t group,
     }
     /* Before listen(): nobody connects while the file still has the process's group. */
     if (group != (gid_t)-1 && chown(path, (uid_t)-1, group) < 0) {
+        int saved = errno;
         snprintf(err, errlen, "cannot give %s to group %u: %s%s", path, (unsigned)group,
-                 strerror(errno),
-                 errno == EPERM ? " (the agent must be a member of stats_socket_group)" : "");
+                 strerror(saved),
+                 saved == EPERM ? " (the agent must be a member of stats_socket_group)" : "");
         goto fail_unlink;
     }
     if (lstat(path, &st) < 0) {

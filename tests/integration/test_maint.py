@@ -168,7 +168,9 @@ def test_restart_keeps_the_mark(env):
     assert a.command("maint dead on 1s").strip() == '{"ok":true}'
     assert a.stop() == 0
     wait_until(lambda: now_ms() > _state_file(a)["marks"]["dead"]["until_ms"] + 100, 5)
+    mark = a.log_mark()
     a.start()
+    a.wait_log(r"^info maint: the mark of dead ended while the agent was stopped$", since=mark)
     a.wait_instance("dead", published=True)
     _node(k, "/sa/cache/dead", state="down")
     assert a.instance("dead")["maint"] is None
