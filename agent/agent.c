@@ -1,15 +1,18 @@
 /* agent.c -- the agent context: starting, reloading and stopping everything it owns. */
 #include "agent.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "httpmetrics.h"
 #include "log.h"
+#include "maint.h"
 #include "notify.h"
 #include "report.h"
 #include "stats.h"
@@ -21,6 +24,7 @@ const double agent_latency_bounds_us[AGENT_LATENCY_BUCKETS] = {
 };
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents);
+static void maint_ended(void *ud, const char *name);
 static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 struct agent *
@@ -161,8 +165,10 @@ agent_start(struct agent *a)
     a->started_ms = util_wall_ms();
     a->started_at = ev_now(a->loop);
     srandom((unsigned)getpid() ^ (unsigned)a->started_ms);
+    a->maint = maint_new(a->loop, a->conf->state_dir, maint_ended, a);
+    maint_load(a->maint, a->conf);
     a->stats = stats_listen(a->loop, a->conf->stats_socket, a->conf->stats_socket_mode,
-                            report_answer, a, err, sizeof(err));
+                            a->conf->stats_socket_gid, report_answer, a, err, sizeof(err));
     if (a->stats == NULL) {
         log_error("stats", "%s", err);
         return -1;
@@ -226,10 +232,15 @@ reload_stats_socket(struct agent *a, const struct conf *o, const struct conf *n)
         if (o->stats_socket_mode != n->stats_socket_mode &&
             chmod(n->stats_socket, n->stats_socket_mode) < 0)
             log_warn("stats", "cannot change the mode of %s", n->stats_socket);
+        /* No group any more: back to the process's own. */
+        gid_t g = n->stats_socket_gid != (gid_t)-1 ? n->stats_socket_gid : getegid();
+        if (o->stats_socket_gid != n->stats_socket_gid && chown(n->stats_socket, (uid_t)-1, g) < 0)
+            log_warn("stats", "cannot give %s to group %u: %s", n->stats_socket, (unsigned)g,
+                     strerror(errno));
         return;
     }
     struct stats_server *s = stats_listen(a->loop, n->stats_socket, n->stats_socket_mode,
-                                          report_answer, a, err, sizeof(err));
+                                          n->stats_socket_gid, report_answer, a, err, sizeof(err));
     if (s == NULL) {
         log_error("stats", "%s; still listening on %s", err, o->stats_socket);
         return;
@@ -258,6 +269,17 @@ reload_metrics(struct agent *a, const struct conf *o, const struct conf *n)
     }
     httpmetrics_close(a->metrics);
     a->metrics = h;
+}
+
+/* The marks' maint_ended_fn on a reload: the instance NAME is gone, and its mark with it. */
+static void
+maint_dropped(void *ud, const char *name)
+{
+    char comp[CONF_NAME_MAX + 16];
+
+    (void)ud;
+    snprintf(comp, sizeof(comp), "instance %s", name);
+    log_info(comp, "maintenance mark dropped: the instance was removed");
 }
 
 /*
@@ -300,6 +322,10 @@ apply_conf(struct agent *a, struct conf *nc)
         log_set_level(nc->log_level);
     a->conf = nc;
     conf_free(oc);
+    if (a->maint != NULL) {
+        maint_set_dir(a->maint, nc->state_dir);
+        maint_prune(a->maint, nc, maint_dropped, a);
+    }
     inst_plan_rounds(a, nc);
 
     TAILQ_FOREACH (ci, &nc->instances, link) {
@@ -341,6 +367,71 @@ agent_reload(struct agent *a)
     }
     conf_errors_free(&errs);
     notify_ready(a);
+}
+
+/* ---- maintenance ---- */
+
+/* The marks' maint_ended_fn: NAME's mark reached its end time. */
+static void
+maint_ended(void *ud, const char *name)
+{
+    struct agent *a = ud;
+    struct inst *inst = find_inst(a, name);
+
+    if (inst == NULL)
+        return;
+    log_info(inst->logname, "maintenance ended");
+    if (!a->stopping) /* the publisher is shutting down: nothing more is written */
+        inst_publish(inst);
+}
+
+/* Whether PEER may change things (SPEC "Stats socket"): root or the agent's own user. */
+static int
+peer_may_change(const struct stats_peer *peer)
+{
+    return peer != NULL && peer->known && (peer->uid == 0 || peer->uid == geteuid());
+}
+
+int
+agent_maint(struct agent *a, const struct stats_peer *peer, const char *args, char *err,
+            size_t errlen)
+{
+    struct maint_cmd cmd;
+    struct inst *inst;
+    const struct maint_mark *mk;
+    char until[64] = "no end";
+
+    if (!peer_may_change(peer)) {
+        snprintf(err, errlen, "permission denied");
+        return -1;
+    }
+    if (maint_parse_cmd(args, &cmd, err, errlen) < 0)
+        return -1;
+    if ((inst = find_inst(a, cmd.name)) == NULL) {
+        snprintf(err, errlen, "no such instance: %s", cmd.name);
+        return -1;
+    }
+    if (a->stopping || a->maint == NULL) {
+        snprintf(err, errlen, "the agent is stopping");
+        return -1;
+    }
+    if (!cmd.on) {
+        if (maint_clear(a->maint, cmd.name)) {
+            log_info(inst->logname, "maintenance off by uid %u", (unsigned)peer->uid);
+            inst_publish(inst);
+        }
+        return 0;
+    }
+    mk = maint_set(a->maint, cmd.name, cmd.duration_ms, cmd.reason, util_wall_ms());
+    if (mk->until_ms > 0) {
+        time_t t = (time_t)(mk->until_ms / 1000);
+        struct tm tm;
+        strftime(until, sizeof(until), "until %Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+    }
+    log_info(inst->logname, "maintenance on (%s, %s) by uid %u", mk->reason, until,
+             (unsigned)peer->uid);
+    inst_publish(inst);
+    return 0;
 }
 
 /* ---- shutdown ---- */
@@ -453,6 +544,7 @@ agent_free(struct agent *a)
     a->metrics = NULL;
     stats_close(a->stats);
     a->stats = NULL;
+    maint_free(a->maint);
     conf_free(a->conf);
     free(a);
 }

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,6 +22,7 @@
 #define DEF_MAX_INFLIGHT  1024
 #define DEF_STATS_SOCKET  "/run/sentinel-agent/stats.sock"
 #define DEF_STATS_MODE    0660
+#define DEF_STATE_DIR     "/var/lib/sentinel-agent"
 #define DEF_LOG_LEVEL     LOGL_INFO
 #define DEF_SHUTDOWN_MS   5000
 #define DEF_ZK_ROOT       "/sentinel-agent"
@@ -63,6 +65,7 @@ enum kind {
     K_HOSTS,    /* char *, a ZooKeeper connect string (addr_check_hosts) */
     K_ZKPATH,   /* char *, an absolute ZooKeeper path */
     K_AUTH,     /* char *, "user:password", never shown in a message */
+    K_GROUP,    /* char * as written, and its gid_t at aux (a name resolved at load, or a gid) */
 };
 
 /*
@@ -95,10 +98,13 @@ static const struct key keys[] = {
     {"max_inflight", K_COUNT, S_AGENT, 1, INFLIGHT_MAX, .off = C(max_inflight)},
     {"stats_socket", K_PATH, S_AGENT, 1, ADDR_UNIX_MAX - 1, .off = C(stats_socket)},
     {"stats_socket_mode", K_MODE, S_AGENT, 0, 0777, .off = C(stats_socket_mode)},
+    {"stats_socket_group", K_GROUP, S_AGENT, 0, 0, .off = C(stats_socket_group),
+     .aux = C(stats_socket_gid)},
     {"log_level", K_LOGLEVEL, S_AGENT, 0, 0, .off = C(log_level)},
     {"shutdown_timeout", K_DURATION, S_AGENT, SHUTDOWN_MIN_MS, SHUTDOWN_MAX_MS,
      .off = C(shutdown_timeout_ms)},
     {"metrics_listen", K_LISTEN, S_AGENT, 0, 0, .off = C(metrics_listen), .aux = C(metrics_addr)},
+    {"state_dir", K_PATH, S_AGENT, 1, 4095, .off = C(state_dir)},
     {"hosts", K_HOSTS, S_ZK, 0, 0, .off = C(zk_hosts)},
     {"root", K_ZKPATH, S_ZK, 0, 0, .off = C(zk_root)},
     {"session_timeout", K_DURATION, S_ZK, SESSION_MIN_MS, SESSION_MAX_MS,
@@ -396,6 +402,32 @@ parse_mode(const char *s, unsigned max, mode_t *out)
     }
     *out = (mode_t)v;
     return 0;
+}
+
+/*
+ * A group for a file we create: a gid, or a name looked up now (local files or NSS, once at
+ * load, so the loop never waits on it); with CONF_NO_RESOLVE a name is left unresolved.
+ * Returns NULL and sets *GID, or the problem.
+ */
+static const char *
+get_group(const char *v, int flags, gid_t *gid)
+{
+    int64_t n;
+    struct group *gr;
+
+    if (parse_uint(v, (gid_t)-2, &n) == 0) {
+        *gid = (gid_t)n;
+        return NULL;
+    }
+    if (flags & CONF_NO_RESOLVE) {
+        *gid = (gid_t)-1;
+        return NULL;
+    }
+    gr = getgrnam(v);
+    if (gr == NULL)
+        return "no such group";
+    *gid = gr->gr_gid;
+    return NULL;
 }
 
 /* ---- section headers, seen by the reader ---- */
@@ -731,6 +763,9 @@ set_value(struct parser *p, const struct key *k, char *base, size_t off, const c
     case K_ZKPATH:
         why = zk_root_problem(v);
         break;
+    case K_GROUP:
+        why = get_group(v, p->flags, (gid_t *)(void *)(base + k->aux));
+        break;
     case K_AUTH:
         /* the value is a secret: the message must not show it */
         colon = strchr(v, ':');
@@ -914,6 +949,8 @@ conf_new(const char *path)
     c->max_inflight = DEF_MAX_INFLIGHT;
     c->stats_socket = xstrdup(DEF_STATS_SOCKET);
     c->stats_socket_mode = DEF_STATS_MODE;
+    c->stats_socket_gid = (gid_t)-1;
+    c->state_dir = xstrdup(DEF_STATE_DIR);
     c->log_level = DEF_LOG_LEVEL;
     c->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
     c->zk_root = xstrdup(DEF_ZK_ROOT);
@@ -1093,6 +1130,8 @@ conf_parse_duration(const char *s, int64_t *ms)
         unit = 1000;
     else if (strcmp(s, "m") == 0)
         unit = MS_MIN;
+    else if (strcmp(s, "h") == 0)
+        unit = MS_H;
     else
         return -1;
     if (n > DURATION_MAX_MS / unit)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "maint.h"
 #include "selfstat.h"
 #include "stats.h"
 #include "zkpub.h"
@@ -16,7 +17,12 @@ static const char help_text[] = "commands:\n"
                                 "help       this list\n"
                                 "stats      the agent's counters, one line of JSON\n"
                                 "instances  every instance's state, one line of JSON\n"
-                                "metrics    Prometheus text exposition (format 0.0.4)\n";
+                                "metrics    Prometheus text exposition (format 0.0.4)\n"
+                                "maint NAME on [DURATION] [REASON]\n"
+                                "           publish NAME as in maintenance (root or the "
+                                "agent's user)\n"
+                                "maint NAME off\n"
+                                "           end it\n";
 
 /* A JSON string for S; bytes that are not valid UTF-8 or are control characters become '?'. */
 static json_t *
@@ -87,6 +93,7 @@ report_stats_json(struct agent *a, struct sbuf *out)
     set(o, "heap_bytes", json_integer(ss.heap_bytes));
     set(o, "fds", json_integer(ss.fds));
     set(o, "instances", json_integer(a->ninstances));
+    set(o, "instances_maint", json_integer(maint_count(a->maint)));
     set(o, "probes_total", json_integer((json_int_t)(c->probes_ok + c->probes_failed)));
     set(o, "probes_ok", json_integer((json_int_t)c->probes_ok));
     set(o, "probes_failed", json_integer((json_int_t)c->probes_failed));
@@ -113,6 +120,18 @@ report_stats_json(struct agent *a, struct sbuf *out)
     dump_json(o, out);
 }
 
+/* An instance's `maint` field: null, or {"until_ms","reason"}. */
+static json_t *
+maint_json(const struct maint_mark *mk)
+{
+    if (mk == NULL)
+        return json_null();
+    json_t *o = json_object();
+    set(o, "until_ms", json_integer(mk->until_ms));
+    set(o, "reason", jstr(mk->reason));
+    return o;
+}
+
 void
 report_instances_json(struct agent *a, struct sbuf *out)
 {
@@ -133,6 +152,7 @@ report_instances_json(struct agent *a, struct sbuf *out)
         set(o, "consecutive_ok", json_integer(h->consecutive_ok));
         set(o, "consecutive_fail", json_integer(h->consecutive_fail));
         set(o, "reason", jstr(h->reason));
+        set(o, "maint", maint_json(maint_get(a->maint, inst->conf->name)));
         set(o, "published", json_boolean(zkpub_node_published(inst->zn)));
         set(o, "probes_ok", json_integer((json_int_t)inst->probes_ok));
         set(o, "probes_failed", json_integer((json_int_t)inst->probes_failed));
@@ -147,17 +167,19 @@ void
 report_status_doc(const struct inst *inst, const char *agent_name, struct sbuf *out)
 {
     const struct health *h = &inst->health;
+    /* A maintenance mark overrides the probed state, its reason and since (the mark's start). */
+    const struct maint_mark *mk = maint_get(inst->agent->maint, inst->conf->name);
     json_t *o = json_object();
 
     set(o, "name", jstr(inst->conf->name));
     set(o, "cluster", jstr(inst->conf->cluster));
     set(o, "address", jstr(inst->conf->address));
     set(o, "agent", jstr(agent_name));
-    set(o, "state", json_string(health_state_name(h->state)));
+    set(o, "state", json_string(mk ? "maint" : health_state_name(h->state)));
     set(o, "role", json_string(health_role_name(h->role)));
-    set(o, "since_ms", json_integer(h->since_ms));
+    set(o, "since_ms", json_integer(mk ? mk->since_ms : h->since_ms));
     set(o, "latency_us", json_integer(h->latency_us));
-    set(o, "reason", jstr(h->reason));
+    set(o, "reason", jstr(mk ? mk->reason : h->reason));
     dump_json(o, out);
 }
 
@@ -273,6 +295,15 @@ report_metrics(struct agent *a, struct sbuf *out)
         inst_labels(out, inst);
         sbuf_printf(out, "} %d\n", zkpub_node_published(inst->zn));
     }
+    family(out, "sentinel_agent_instance_maint", "gauge",
+           "1 while an operator has the instance in maintenance.");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        sbuf_adds(out, "sentinel_agent_instance_maint{name=\"");
+        label_value(out, inst->conf->name);
+        sbuf_adds(out, "\",cluster=\"");
+        label_value(out, inst->conf->cluster);
+        sbuf_printf(out, "\"} %d\n", maint_get(a->maint, inst->conf->name) != NULL);
+    }
 
     family(out, "sentinel_agent_probes_total", "counter", "Completed probes by result.");
     sbuf_printf(out, "sentinel_agent_probes_total{result=\"ok\"} %" PRIu64 "\n", c->probes_ok);
@@ -327,7 +358,7 @@ report_metrics(struct agent *a, struct sbuf *out)
 }
 
 void
-report_answer(void *ud, const char *line, struct sbuf *out)
+report_answer(void *ud, const struct stats_peer *peer, const char *line, struct sbuf *out)
 {
     struct agent *a = ud;
     char cmd[STATS_LINE_MAX + 1];
@@ -352,6 +383,15 @@ report_answer(void *ud, const char *line, struct sbuf *out)
     } else if (strcmp(cmd, "metrics") == 0) {
         report_metrics(a, out);
         sbuf_adds(out, "\n");
+    } else if (strncmp(cmd, "maint", 5) == 0 && (cmd[5] == ' ' || cmd[5] == '\0')) {
+        char err[256];
+        json_t *o = json_object();
+        if (agent_maint(a, peer, cmd + 5, err, sizeof(err)) == 0)
+            set(o, "ok", json_true());
+        else
+            set(o, "error", jstr(err));
+        dump_json(o, out);
+        sbuf_adds(out, "\n\n");
     } else {
         char msg[128];
         snprintf(msg, sizeof(msg), "unknown command: %.100s", cmd);

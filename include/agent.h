@@ -29,13 +29,15 @@ struct agent_counters {
 };
 
 struct stats_server;
+struct stats_peer;
 struct httpmetrics;
+struct maint;
 
 /*
  * The one agent context. Owner: main(); created by agent_new(), released by agent_free().
- * It owns conf, every inst in instances, the stats server, the metrics HTTP server, the
- * ZooKeeper publisher and its signal and shutdown watchers. Reached from callbacks through
- * inst->agent or ev_userdata(loop).
+ * It owns conf, every inst in instances, the maintenance marks, the stats server, the metrics
+ * HTTP server, the ZooKeeper publisher and its signal and shutdown watchers. Reached from callbacks
+ * through inst->agent or ev_userdata(loop).
  */
 struct agent {
     struct ev_loop *loop;
@@ -53,6 +55,7 @@ struct agent {
     struct agent_counters c;
     int64_t started_ms;   /* wall clock at start */
     ev_tstamp started_at; /* ev_now() at start */
+    struct maint *maint;  /* the maintenance marks (maint.c), from agent_start to agent_free */
     struct stats_server *stats;
     struct httpmetrics *metrics;  /* NULL unless metrics_listen is set */
     struct zkpub *zk;             /* the publisher of the running settings */
@@ -86,5 +89,13 @@ void agent_free(struct agent *a);
 
 /* Re-reads the config file and applies it as a diff (SIGHUP). */
 void agent_reload(struct agent *a);
+
+/*
+ * The stats socket's `maint ARGS` from PEER: puts an instance in maintenance or ends it, and
+ * publishes the change. Only root or the agent's own user may. Returns 0, or -1 with the
+ * answer's error in ERR.
+ */
+int agent_maint(struct agent *a, const struct stats_peer *peer, const char *args, char *err,
+                size_t errlen);
 
 #endif

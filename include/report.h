@@ -7,8 +7,10 @@
 struct agent;
 struct inst;
 
-/* Answers one stats-socket command line for A into OUT (a stats_answer_fn). */
-void report_answer(void *a, const char *cmd, struct sbuf *out);
+struct stats_peer;
+
+/* Answers one stats-socket command line of PEER for A into OUT (a stats_answer_fn). */
+void report_answer(void *a, const struct stats_peer *peer, const char *cmd, struct sbuf *out);
 
 /* Appends the `stats` JSON object (one line, no newline) to OUT. */
 void report_stats_json(struct agent *a, struct sbuf *out);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <grp.h>
 
 #include "conf.h"
 
@@ -209,6 +210,9 @@ test_defaults(void **state)
     assert_int_equal(c->log_level, LOGL_INFO);
     assert_int_equal(c->shutdown_timeout_ms, 5000);
     assert_null(c->metrics_listen);
+    assert_null(c->stats_socket_group);
+    assert_int_equal(c->stats_socket_gid, (gid_t)-1);
+    assert_string_equal(c->state_dir, "/var/lib/sentinel-agent");
     assert_string_equal(c->zk_hosts, "127.0.0.1:2181");
     assert_string_equal(c->zk_root, "/sentinel-agent");
     assert_int_equal(c->zk_session_timeout_ms, 10000);
@@ -289,10 +293,13 @@ test_example_config(void **state)
     /* this file is tests/unit/test_conf.c; the example is config/sentinel-agent.conf */
     snprintf(path, sizeof(path), "%.*s/../../config/sentinel-agent.conf",
              slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
-    c = conf_load(path, &errs);
+    /* Its stats_socket_group is the package's: a host without the package lacks the group. */
+    c = conf_load_flags(path, getgrnam("sentinel-agent-ops") ? 0 : CONF_NO_RESOLVE, &errs);
     for (size_t i = 0; i < errs.n; i++)
         print_error("%s\n", errs.msg[i]);
     assert_non_null(c);
+    assert_string_equal(c->stats_socket_group, "sentinel-agent-ops");
+    assert_string_equal(c->state_dir, "/var/lib/sentinel-agent");
     assert_int_equal(c->ninstances, 2);
     assert_string_equal(c->zk_hosts, "127.0.0.1:2181");
     assert_string_equal(c->stats_socket, "/run/sentinel-agent/stats.sock");
@@ -391,6 +398,33 @@ test_load_no_resolve(void **state)
     assert_null(c);
     assert_int_equal(errs.n, 1);
     assert_non_null(strstr(errs.msg[0], ":10: error: rise 0 out of range"));
+    conf_errors_free(&errs);
+    unlink(path);
+}
+
+/* sentinel-agentctl loads without resolving: a group name is then kept, not looked up. */
+static void
+test_group_no_resolve(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_conf.XXXXXX";
+    int fd = mkstemp(path);
+    struct conf_errors errs = {0};
+    struct conf *c;
+    FILE *f;
+
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("[agent]\nstats_socket_group = no-such-group-sa\n" ZK, f);
+    fclose(f);
+    c = conf_load_flags(path, CONF_NO_RESOLVE, &errs);
+    assert_non_null(c);
+    assert_string_equal(c->stats_socket_group, "no-such-group-sa");
+    assert_int_equal(c->stats_socket_gid, (gid_t)-1);
+    conf_free(c);
+    assert_null(conf_load(path, &errs));
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msg[0], ":2: error: bad stats_socket_group"));
     conf_errors_free(&errs);
     unlink(path);
 }
@@ -554,7 +588,8 @@ test_bad_durations(void **state)
     EXPECT_ERRORS(ZK "[agent]\ninterval = 1.5s\n", "4|bad duration \"1.5s\" for interval");
     EXPECT_ERRORS(ZK "[agent]\ninterval = -1s\n", "4|bad duration \"-1s\" for interval");
     EXPECT_ERRORS(ZK "[agent]\ninterval = 10 s\n", "4|bad duration \"10 s\" for interval");
-    EXPECT_ERRORS(ZK "[agent]\ninterval = 1h\n", "4|bad duration \"1h\" for interval");
+    EXPECT_ERRORS(ZK "[agent]\ninterval = 1H\n", "4|bad duration \"1H\" for interval");
+    EXPECT_ERRORS(ZK "[agent]\ninterval = 2h\n", "4|interval \"2h\" out of range (100ms..60m)");
     EXPECT_ERRORS(ZK "[agent]\ninterval = 99ms\n", "4|interval \"99ms\" out of range (100ms..60m)");
     EXPECT_ERRORS(ZK "[agent]\ninterval = 61m\n", "4|interval \"61m\" out of range (100ms..60m)");
     EXPECT_ERRORS(ZK "[agent]\ntimeout = 9\n", "4|timeout \"9\" out of range (10ms..60m)");
@@ -702,8 +737,28 @@ test_agent_values(void **state)
     EXPECT_ERRORS(ZK "[agent]\nmetrics_listen = 127.0.0.1:0\n",
                   "4|bad metrics_listen \"127.0.0.1:0\": bad port");
 
-    struct conf *c = load_ok(ZK "[agent]\nstats_socket_mode = 0\nlog_level = error\n"
-                                "metrics_listen = [::]:9121\nname = a b.c\n");
+    /* state_dir: an absolute path; stats_socket_group: a group name (looked up) or a gid */
+    EXPECT_ERRORS(ZK "[agent]\nstate_dir = var/lib/sa\n",
+                  "4|bad state_dir \"var/lib/sa\": must be an absolute path");
+    EXPECT_ERRORS(ZK "[agent]\nstats_socket_group = no-such-group-sa\n",
+                  "4|bad stats_socket_group \"no-such-group-sa\": no such group");
+    EXPECT_ERRORS(ZK "[agent]\nstats_socket_group = 4294967295\n",
+                  "4|bad stats_socket_group \"4294967295\": no such group");
+    struct conf *c = load_ok(ZK "[agent]\nstate_dir = /srv/sa-state\nstats_socket_group = 4242\n");
+    assert_string_equal(c->state_dir, "/srv/sa-state");
+    assert_string_equal(c->stats_socket_group, "4242");
+    assert_int_equal(c->stats_socket_gid, 4242);
+    conf_free(c);
+    struct group *gr = getgrgid(getegid());
+    if (gr != NULL) {
+        char conf[256];
+        snprintf(conf, sizeof(conf), ZK "[agent]\nstats_socket_group = %s\n", gr->gr_name);
+        c = load_ok(conf);
+        assert_int_equal(c->stats_socket_gid, getegid());
+        conf_free(c);
+    }
+    c = load_ok(ZK "[agent]\nstats_socket_mode = 0\nlog_level = error\n"
+                   "metrics_listen = [::]:9121\nname = a b.c\n");
     assert_int_equal(c->stats_socket_mode, 0);
     assert_int_equal(c->log_level, LOGL_ERROR);
     assert_int_equal(c->metrics_addr.family, AF_INET6);
@@ -867,6 +922,10 @@ test_parse_duration(void **state)
         {"1440m", 86400000},
         {"86400s", 86400000},
         {"86400000", 86400000},
+        {"1h", 3600000},
+        {"10h", 36000000},
+        {"24h", 86400000},
+        {"0h", 0},
     };
     static const char *const bad[] = {
         "",
@@ -878,7 +937,10 @@ test_parse_duration(void **state)
         "10 s",
         " 10s",
         "10s ",
-        "10h",
+        "25h",
+        "1H",
+        "1hr",
+        "1h30m",
         "1S",
         "1Ms",
         "1sec",
@@ -940,6 +1002,7 @@ main(void)
         cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_load_no_resolve),
+        cmocka_unit_test(test_group_no_resolve),
         cmocka_unit_test(test_missing_zookeeper),
         cmocka_unit_test(test_sections),
         cmocka_unit_test(test_unknown_keys),

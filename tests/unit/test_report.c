@@ -107,6 +107,7 @@ stats_has_every_field(void **state)
         "heap_bytes",
         "fds",
         "instances",
+        "instances_maint",
         "probes_total",
         "probes_ok",
         "probes_failed",
@@ -172,9 +173,9 @@ instances_and_no_secrets(void **state)
     json_decref(j);
 
     sbuf_reset(&sb);
-    report_answer(f->a, "stats", &sb);
-    report_answer(f->a, "instances", &sb);
-    report_answer(f->a, "metrics", &sb);
+    report_answer(f->a, NULL, "stats", &sb);
+    report_answer(f->a, NULL, "instances", &sb);
+    report_answer(f->a, NULL, "metrics", &sb);
     assert_null(strstr(sb.buf, "hunter2secret"));
     sbuf_free(&sb);
 }
@@ -188,14 +189,14 @@ answers_end_with_empty_line(void **state)
 
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         sbuf_reset(&sb);
-        report_answer(f->a, cmds[i], &sb);
+        report_answer(f->a, NULL, cmds[i], &sb);
         assert_true(sb.len >= 2);
         assert_memory_equal(sb.buf + sb.len - 2, "\n\n", 2);
         assert_null(strstr(sb.buf, "\n\n\n"));
         assert_true(strstr(sb.buf, "\n\n") == sb.buf + sb.len - 2);
     }
     sbuf_reset(&sb);
-    report_answer(f->a, "bogus \"x\"", &sb);
+    report_answer(f->a, NULL, "bogus \"x\"", &sb);
     json_t *j = json_loads(sb.buf, JSON_DISABLE_EOF_CHECK, NULL);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "error")),
