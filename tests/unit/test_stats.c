@@ -171,9 +171,9 @@ test_peer_credentials(void **state)
 
     f->srv = listen_or_fail(f, 0600);
     int fd = client_connect(f);
-    client_send(f, fd, "peer\npeer\n", 10);
+    tu_send_all(f->loop, fd, "peer\npeer\n", 10);
     shutdown(fd, SHUT_WR);
-    assert_int_equal(client_recv(f, fd, &out, NULL), 0);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, NULL), 0);
     sbuf_printf(&want, "known 1 uid %u pid %d\n\nknown 1 uid %u pid %d\n\n", (unsigned)geteuid(),
                 (int)getpid(), (unsigned)geteuid(), (int)getpid());
     assert_string_equal(out.buf, want.buf);
