@@ -24,7 +24,7 @@ def test_switchover_published_within_interval(env):
     b_srv = env.redis(replicaof=a_srv)
     wait_until(lambda: b_srv.client().execute_command("ROLE")[3] == b"connected", 10,
                msg="the replica's link to be connected")
-    agent = zk_agent(env, zk, [instance("a", a_srv, cluster="c"), instance("b", b_srv, cluster="c")],
+    zk_agent(env, zk, [instance("a", a_srv, cluster="c"), instance("b", b_srv, cluster="c")],
                      interval="1s", timeout="500ms", rise=2, fall=2)
     k = kazoo(env, zk)
 
