@@ -438,7 +438,17 @@ def markdown(res):
         d = rows["start_n1000"]["agent"]
         out.append("| %s | %s | — | — | %s |" % (LABELS["start_n1000"], fmt(d["last_node_after_session_ms"]),
                                                 TARGETS["start_n1000"]))
-    return "\n".join(out)
+    notes = []
+    eq, se = (rows.get("sigstop_down") or {}).get("equal"), (rows.get("sigstop_down") or {}).get("sentinel")
+    if eq and se:
+        notes.append("SIGSTOP → down at an equal probe budget: agent %s ms vs Sentinel %s ms (median): %s."
+                     % (fmt(eq["median"]), fmt(se["median"]),
+                        "the agent wins" if eq["median"] < se["median"] else "Sentinel wins"))
+    lead = (rows.get("failover") or {}).get("agent_lead_ms")
+    if lead:
+        notes.append("Failover: our node says master %s ms (median; min %s) before Sentinel's "
+                     "+switch-master." % (fmt(lead["median"]), fmt(lead["min"])))
+    return "\n".join(out + ([""] + notes if notes else []))
 
 
 # ----------------------------------------------------------------------------- main
@@ -501,6 +511,9 @@ def main():
     except (KeyboardInterrupt, Terminated):
         log("interrupted: cleaning up")
         res["interrupted"] = True
+    except Exception as e:  # noqa: BLE001 -- a phase missed its deadline: keep what was measured
+        log("failed: %r; cleaning up" % (e,))
+        res["error"] = repr(e)
     finally:
         env.cleanup()
     res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -509,7 +522,7 @@ def main():
         json.dump(res, f, indent=1)
     log("raw results in %s" % args.out)
     print(markdown(res))
-    return 1 if res.get("interrupted") else 0
+    return 1 if res.get("interrupted") or res.get("error") else 0
 
 
 if __name__ == "__main__":
