@@ -72,6 +72,16 @@ struct agent {
     int tilt_logged;
 };
 
+/* Open files the agent keeps for itself beside one link per instance (SPEC: N + 64). */
+#define AGENT_FDS_RESERVED 64
+
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard one and checks that CONF's instances fit:
+ * instances + AGENT_FDS_RESERVED <= the hard limit. Returns 0, or -1 with the reason in ERR
+ * (it names the limit). At start (and -t) and at every reload.
+ */
+int agent_fit_fds(const struct conf *conf, char *err, size_t errlen);
+
 /* Creates the agent for CONF (taking ownership of it) on LOOP. */
 struct agent *agent_new(struct ev_loop *loop, struct conf *conf);
 
