@@ -33,6 +33,7 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     a->loop = loop;
     a->conf = conf;
     TAILQ_INIT(&a->instances);
+    TAILQ_INIT(&a->first_probes);
     TAILQ_INIT(&a->zk_retired);
     a->tune.collect = -1.;
     a->tune.io_on = -1;

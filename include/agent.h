@@ -19,7 +19,8 @@ struct agent_counters {
     uint64_t probes_failed;
     uint64_t probes_timeout; /* part of probes_failed */
     uint64_t probes_skipped;
-    uint64_t probes_tilted; /* timeouts ignored because the loop ran late */
+    uint64_t probes_tilted;       /* timeouts ignored because the loop ran late */
+    uint64_t probes_agent_errors; /* probes the agent could not run (EMFILE, ENOMEM...) */
     uint64_t state_changes;
     uint64_t config_reloads;
     uint64_t config_reload_failures;
@@ -42,7 +43,10 @@ struct agent {
     struct conf *conf;
     struct inst_list instances;
     int ninstances;
-    int inflight; /* probes in flight, <= conf->max_inflight */
+    int inflight;                  /* probes in flight, <= conf->max_inflight */
+    struct inst_list first_probes; /* instances waiting for a slot for their first probe */
+    int draining;                  /* instance.c is starting first probes (no re-entry) */
+    ev_tstamp agent_error_logged;  /* ev_now() of the last warn about the agent's faults */
     struct {
         double probe_rate; /* probes per second of the started instances */
         ev_tstamp collect; /* libev collect interval in force; -1 before the first start */
