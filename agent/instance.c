@@ -299,6 +299,12 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
     struct role_info old_role = inst->health.role;
     int what = health_record(&inst->health, r, inst->conf->rise, inst->conf->fall, tilt, now);
     if (what & HEALTH_STATE_CHANGED) {
+        /*
+         * A new state: the next EOF of an idle link is news again (a Redis killed soon after
+         * it came back up). The limiter below still stops a spin: each state change takes
+         * rise or fall probes.
+         */
+        inst->last_eof_probe = 0.;
         if (inst->health.state == INST_DOWN)
             log_info(inst->logname, "%s -> down (%s)", health_state_name(old_state),
                      inst->health.reason);
@@ -337,7 +343,8 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
 
 /*
  * An idle link hit EOF: the Redis process likely died. Probe at once to learn it, but at most
- * once per interval, so a server that closes every connection it accepts cannot make us spin.
+ * once per interval in one state, so a server that closes every connection it accepts cannot
+ * make us spin.
  */
 static void
 inst_link_eof(void *ud)
