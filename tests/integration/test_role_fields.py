@@ -42,6 +42,10 @@ def test_role_master_link_replicas(env):
     replica = env.redis(replicaof=master)
     wait_until(lambda: replica.client().execute_command("ROLE")[3] == b"connected", 10,
                msg="the replica's link to be connected")
+    # The replica says "connected" a moment before the master lists it (ROLE shows online
+    # replicas only), and a replica count alone is never written: wait for both sides.
+    wait_until(lambda: len(master.client().execute_command("ROLE")[2]) == 1, 10,
+               msg="the master to list its replica")
     sentinel = env.register(SentinelProcess(env))
     a = zk_agent(env, zk, [instance("m", master, cluster="c1"),
                            instance("r", replica, cluster="c1"),
