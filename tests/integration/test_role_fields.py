@@ -84,6 +84,10 @@ def test_role_master_link_replicas(env):
 
     # A second replica: `replicas` follows in the stats answer (a count change alone writes
     # nothing to ZooKeeper, so the node may keep 1).
+    # Redis 7 waits repl-diskless-sync-delay (5 s) before it syncs a new replica and lists it:
+    # wait for the master to say 2, then the agent must follow within a few probes.
     replica2 = env.redis(replicaof=master)
-    a.wait_instance("m", timeout=5, replicas=2)
+    wait_until(lambda: len(master.client().execute_command("ROLE")[2]) == 2, 15,
+               msg="the master to list its second replica")
+    a.wait_instance("m", timeout=2, replicas=2)
     assert replica2.ping()
