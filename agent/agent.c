@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +37,7 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     a->loop = loop;
     a->conf = conf;
     TAILQ_INIT(&a->instances);
+    TAILQ_INIT(&a->first_probes);
     TAILQ_INIT(&a->zk_retired);
     a->tune.collect = -1.;
     a->tune.io_on = -1;
@@ -46,6 +49,51 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     a->shutdown_timer.data = a;
     ev_set_userdata(loop, a);
     return a;
+}
+
+/*
+ * The soft limit the agent can raise itself to: the hard one, or when that is unlimited, the
+ * kernel's ceiling for one process (fs.nr_open; setrlimit refuses more).
+ */
+static rlim_t
+nofile_ceiling(rlim_t hard)
+{
+    unsigned long long nr = 1048576;
+    FILE *f;
+
+    if (hard != RLIM_INFINITY)
+        return hard;
+    f = fopen("/proc/sys/fs/nr_open", "re");
+    if (f != NULL) {
+        if (fscanf(f, "%llu", &nr) != 1)
+            nr = 1048576;
+        fclose(f);
+    }
+    return (rlim_t)nr;
+}
+
+int
+agent_fit_fds(const struct conf *conf, char *err, size_t errlen)
+{
+    struct rlimit rl;
+    unsigned long long need = (unsigned long long)conf->ninstances + AGENT_FDS_RESERVED;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0; /* nothing known to check against */
+    rlim_t ceiling = nofile_ceiling(rl.rlim_max);
+    if (rl.rlim_cur < ceiling) {
+        struct rlimit raised = {ceiling, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = ceiling;
+    }
+    if (rl.rlim_max != RLIM_INFINITY && need > (unsigned long long)rl.rlim_max) {
+        snprintf(err, errlen,
+                 "%d instances need %llu open files, more than the hard limit of %llu "
+                 "(RLIMIT_NOFILE)",
+                 conf->ninstances, need, (unsigned long long)rl.rlim_max);
+        return -1;
+    }
+    return 0;
 }
 
 /* First probe of instance I of N: spread evenly over the interval, as a fraction of it. */
@@ -350,6 +398,7 @@ agent_reload(struct agent *a)
 {
     struct conf_errors errs = {0};
     struct conf *nc;
+    char err[256];
 
     if (a->stopping)
         return;
@@ -361,6 +410,12 @@ agent_reload(struct agent *a)
         log_error("config", "reload refused: %zu error%s, keeping the running configuration",
                   errs.n, errs.n == 1 ? "" : "s");
         a->c.config_reload_failures++;
+    } else if (agent_fit_fds(nc, err, sizeof(err)) < 0) {
+        /* the limit may have moved since the start (prlimit): checked, and raised, again */
+        log_error("config", "%s: error: %s", nc->path, err);
+        log_error("config", "reload refused: 1 error, keeping the running configuration");
+        a->c.config_reload_failures++;
+        conf_free(nc);
     } else {
         apply_conf(a, nc);
         a->c.config_reloads++;

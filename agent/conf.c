@@ -17,6 +17,7 @@
 
 #define DEF_INTERVAL_MS   1000
 #define DEF_TIMEOUT_MS    500
+#define DEF_DOWNINTER_MS  250
 #define DEF_RISE          2
 #define DEF_FALL          2
 #define DEF_MAX_INFLIGHT  1024
@@ -34,6 +35,7 @@
 #define INTERVAL_MIN_MS   100
 #define INTERVAL_MAX_MS   MS_H
 #define TIMEOUT_MIN_MS    10
+#define DOWNINTER_MIN_MS  50
 #define SHUTDOWN_MIN_MS   100
 #define SHUTDOWN_MAX_MS   (10 * MS_MIN)
 #define SESSION_MIN_MS    1000
@@ -93,6 +95,9 @@ static const struct key keys[] = {
     /* and at most the interval: check_agent(), check_instance() */
     {"timeout", K_DURATION, S_AGENT | S_INST, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, .off = C(timeout_ms),
      .ioff = I(timeout_ms)},
+    /* and at most the interval; unset: min(250ms, interval): check_agent(), check_instance() */
+    {"downinter", K_DURATION, S_AGENT | S_INST, DOWNINTER_MIN_MS, INTERVAL_MAX_MS,
+     .off = C(downinter_ms), .ioff = I(downinter_ms)},
     {"rise", K_COUNT, S_AGENT | S_INST, 1, COUNT_MAX, .off = C(rise), .ioff = I(rise)},
     {"fall", K_COUNT, S_AGENT | S_INST, 1, COUNT_MAX, .off = C(fall), .ioff = I(fall)},
     {"max_inflight", K_COUNT, S_AGENT, 1, INFLIGHT_MAX, .off = C(max_inflight)},
@@ -858,6 +863,14 @@ check_agent(struct parser *p)
         else
             util_strlcpy(c->name, host, sizeof(c->name));
     }
+    line = given(&p->agent_ks, "downinter");
+    if (!line && c->downinter_ms > c->interval_ms)
+        c->downinter_ms = c->interval_ms; /* the default: min(250ms, interval) */
+    else if (line && !rejected(&p->agent_ks, "downinter") && !rejected(&p->agent_ks, "interval") &&
+             c->downinter_ms > c->interval_ms)
+        perr_add(p, line, "downinter %s exceeds interval %s", fmt_ms(a, sizeof(a), c->downinter_ms),
+                 fmt_ms(b, sizeof(b), c->interval_ms));
+
     if (rejected(&p->agent_ks, "interval") || rejected(&p->agent_ks, "timeout") ||
         c->timeout_ms <= c->interval_ms)
         return;
@@ -874,6 +887,35 @@ check_zk(struct parser *p)
         perr_add(p, 1, "missing section [zookeeper] (hosts is required)");
     else if (!given(&p->zk_ks, "hosts"))
         perr_add(p, p->zk_line, "missing hosts in [zookeeper]");
+}
+
+/*
+ * An instance's downinter: its own, else [agent]'s, at most its interval; when neither sets it,
+ * min(250ms, its interval). A value given explicitly (here or in [agent]) above the interval is
+ * an error on the line that gave it here, else on the section header.
+ */
+static void
+check_downinter(struct parser *p, struct pinst *pi)
+{
+    struct conf_instance *ci = pi->ci;
+    const struct keyset *ks = &pi->ks;
+    int di_line = given(ks, "downinter"), iv_line = given(ks, "interval");
+    int agent_di = given(&p->agent_ks, "downinter");
+    char a[32], b[32];
+
+    if (!di_line && !agent_di) {
+        ci->downinter_ms = DEF_DOWNINTER_MS < ci->interval_ms ? DEF_DOWNINTER_MS : ci->interval_ms;
+        return;
+    }
+    if (rejected(di_line ? ks : &p->agent_ks, "downinter") ||
+        rejected(iv_line ? ks : &p->agent_ks, "interval") || ci->downinter_ms <= ci->interval_ms)
+        return;
+    /* [agent]'s own check reports an [agent] value above [agent]'s interval */
+    if (!di_line && !iv_line)
+        return;
+    perr_add(p, di_line ? di_line : ci->line, "downinter %s%s exceeds interval %s%s",
+             fmt_ms(a, sizeof(a), ci->downinter_ms), di_line ? "" : " (inherited from [agent])",
+             fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
 }
 
 /* Copies every [agent] value the instance does not override, then checks the result. */
@@ -895,6 +937,7 @@ check_instance(struct parser *p, struct pinst *pi)
         perr_add(p, ci->line, "missing address in [instance %s]", ci->name);
     if (given(ks, "username") && !given(ks, "password"))
         perr_add(p, given(ks, "username"), "username without password in [instance %s]", ci->name);
+    check_downinter(p, pi);
 
     /* [agent]'s own check covers an instance that overrides neither */
     if (!iv_line && !to_line)
@@ -944,6 +987,7 @@ conf_new(const char *path)
     c->path = xstrdup(path);
     c->interval_ms = DEF_INTERVAL_MS;
     c->timeout_ms = DEF_TIMEOUT_MS;
+    c->downinter_ms = DEF_DOWNINTER_MS;
     c->rise = DEF_RISE;
     c->fall = DEF_FALL;
     c->max_inflight = DEF_MAX_INFLIGHT;

@@ -58,6 +58,16 @@ set(json_t *o, const char *key, json_t *v)
     json_object_set_new(o, key, v);
 }
 
+/* "role", "master", "link", "replicas", in the order of SPEC's status document. */
+static void
+set_role(json_t *o, const struct role_info *r)
+{
+    set(o, "role", json_string(health_role_name(r->role)));
+    set(o, "master", jstr(r->master));
+    set(o, "link", jstr(r->link));
+    set(o, "replicas", json_integer(r->replicas));
+}
+
 static struct zkpub_stats
 zk_stats(struct agent *a)
 {
@@ -101,6 +111,7 @@ report_stats_json(struct agent *a, struct sbuf *out)
     set(o, "probes_inflight", json_integer(a->inflight));
     set(o, "max_inflight", json_integer(a->conf->max_inflight));
     set(o, "probes_skipped", json_integer((json_int_t)c->probes_skipped));
+    set(o, "probes_agent_errors", json_integer((json_int_t)c->probes_agent_errors));
     set(o, "probes_tilted", json_integer((json_int_t)c->probes_tilted));
     set(o, "state_changes", json_integer((json_int_t)c->state_changes));
     set(o, "zk_state", json_string(zs.state));
@@ -145,7 +156,7 @@ report_instances_json(struct agent *a, struct sbuf *out)
         set(o, "cluster", jstr(inst->conf->cluster));
         set(o, "address", jstr(inst->conf->address));
         set(o, "state", json_string(health_state_name(h->state)));
-        set(o, "role", json_string(health_role_name(h->role)));
+        set_role(o, &h->role);
         set(o, "since_ms", json_integer(h->since_ms));
         set(o, "last_check_ms", json_integer(h->last_check_ms));
         set(o, "latency_us", json_integer(h->latency_us));
@@ -158,6 +169,7 @@ report_instances_json(struct agent *a, struct sbuf *out)
         set(o, "probes_failed", json_integer((json_int_t)inst->probes_failed));
         set(o, "probes_timeout", json_integer((json_int_t)inst->probes_timeout));
         set(o, "probes_skipped", json_integer((json_int_t)inst->probes_skipped));
+        set(o, "probes_agent_errors", json_integer((json_int_t)inst->probes_agent_errors));
         json_array_append_new(arr, o);
     }
     dump_json(arr, out);
@@ -176,7 +188,7 @@ report_status_doc(const struct inst *inst, const char *agent_name, struct sbuf *
     set(o, "address", jstr(inst->conf->address));
     set(o, "agent", jstr(agent_name));
     set(o, "state", json_string(mk ? "maint" : health_state_name(h->state)));
-    set(o, "role", json_string(health_role_name(h->role)));
+    set_role(o, &h->role);
     set(o, "since_ms", json_integer(mk ? mk->since_ms : h->since_ms));
     set(o, "latency_us", json_integer(h->latency_us));
     set(o, "reason", jstr(mk ? mk->reason : h->reason));
@@ -279,7 +291,7 @@ report_metrics(struct agent *a, struct sbuf *out)
     TAILQ_FOREACH (inst, &a->instances, link) {
         sbuf_adds(out, "sentinel_agent_instance_role");
         inst_labels(out, inst);
-        sbuf_printf(out, ",role=\"%s\"} 1\n", health_role_name(inst->health.role));
+        sbuf_printf(out, ",role=\"%s\"} 1\n", health_role_name(inst->health.role.role));
     }
     family(out, "sentinel_agent_instance_latency_seconds", "gauge",
            "Round trip of the instance's last successful probe.");
@@ -314,6 +326,10 @@ report_metrics(struct agent *a, struct sbuf *out)
     metric_u(out, "sentinel_agent_probes_skipped_total", "counter",
              "Due probes not started: previous still in flight or max_inflight reached.",
              c->probes_skipped);
+    metric_u(out, "sentinel_agent_probes_agent_errors_total", "counter",
+             "Probes the agent itself could not run (no fd, no memory): no verdict, no state "
+             "change.",
+             c->probes_agent_errors);
     metric_u(out, "sentinel_agent_probes_inflight", "gauge", "Probes in flight now.",
              (uint64_t)a->inflight);
     metric_u(out, "sentinel_agent_probes_tilted_total", "counter",

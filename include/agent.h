@@ -19,7 +19,8 @@ struct agent_counters {
     uint64_t probes_failed;
     uint64_t probes_timeout; /* part of probes_failed */
     uint64_t probes_skipped;
-    uint64_t probes_tilted; /* timeouts ignored because the loop ran late */
+    uint64_t probes_tilted;       /* timeouts ignored because the loop ran late */
+    uint64_t probes_agent_errors; /* probes the agent could not run (EMFILE, ENOMEM...) */
     uint64_t state_changes;
     uint64_t config_reloads;
     uint64_t config_reload_failures;
@@ -44,7 +45,10 @@ struct agent {
     struct conf *conf;
     struct inst_list instances;
     int ninstances;
-    int inflight; /* probes in flight, <= conf->max_inflight */
+    int inflight;                  /* probes in flight, <= conf->max_inflight */
+    struct inst_list first_probes; /* instances waiting for a slot for their first probe */
+    int draining;                  /* instance.c is starting first probes (no re-entry) */
+    ev_tstamp agent_error_logged;  /* ev_now() of the last warn about the agent's faults */
     struct {
         double probe_rate; /* probes per second of the started instances */
         ev_tstamp collect; /* libev collect interval in force; -1 before the first start */
@@ -74,6 +78,16 @@ struct agent {
     int exit_code;
     int tilt_logged;
 };
+
+/* Open files the agent keeps for itself beside one link per instance (SPEC: N + 64). */
+#define AGENT_FDS_RESERVED 64
+
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard one and checks that CONF's instances fit:
+ * instances + AGENT_FDS_RESERVED <= the hard limit. Returns 0, or -1 with the reason in ERR
+ * (it names the limit). At start (and -t) and at every reload.
+ */
+int agent_fit_fds(const struct conf *conf, char *err, size_t errlen);
 
 /* Creates the agent for CONF (taking ownership of it) on LOOP. */
 struct agent *agent_new(struct ev_loop *loop, struct conf *conf);

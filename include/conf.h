@@ -28,6 +28,7 @@ struct conf_instance {
     char *password;   /* NULL when not set; never logged nor shown */
     int64_t interval_ms;
     int64_t timeout_ms;
+    int64_t downinter_ms; /* probe period while down: 50ms .. interval_ms */
     int rise;
     int fall;
     int line; /* line of the section header */
@@ -42,6 +43,7 @@ struct conf {
     char name[CONF_AGENT_MAX + 1];
     int64_t interval_ms;
     int64_t timeout_ms;
+    int64_t downinter_ms; /* when not set: min(250ms, interval), per instance */
     int rise;
     int fall;
     int max_inflight;

@@ -533,6 +533,57 @@ test_key_overrides(void **state)
     }
 }
 
+/* downinter: [agent] and per instance, 50ms .. interval; unset: min(250ms, interval). */
+static void
+test_downinter(void **state)
+{
+    (void)state;
+    struct conf *c = load_ok(ZK "[agent]\ninterval = 1s\n[instance a]\naddress = 127.0.0.1:1\n"
+                                "[instance b]\naddress = 127.0.0.1:2\ninterval = 100ms\n"
+                                "timeout = 50ms\n"
+                                "[instance c]\naddress = 127.0.0.1:3\ndowninter = 50ms\n");
+    assert_int_equal(c->downinter_ms, 250);
+    assert_int_equal(conf_find_instance(c, "a")->downinter_ms, 250);
+    assert_int_equal(conf_find_instance(c, "b")->downinter_ms, 100); /* min(250ms, 100ms) */
+    assert_int_equal(conf_find_instance(c, "c")->downinter_ms, 50);
+    conf_free(c);
+
+    /* an [agent] value is inherited; the default follows the agent's own interval */
+    c = load_ok(ZK "[agent]\ninterval = 2s\ndowninter = 1s\n[instance a]\naddress = 127.0.0.1:1\n"
+                   "[instance b]\naddress = 127.0.0.1:2\ninterval = 5s\ndowninter = 5s\n");
+    assert_int_equal(conf_find_instance(c, "a")->downinter_ms, 1000);
+    assert_int_equal(conf_find_instance(c, "b")->downinter_ms, 5000);
+    conf_free(c);
+    c = load_ok(ZK "[agent]\ninterval = 200ms\ntimeout = 100ms\n");
+    assert_int_equal(c->downinter_ms, 200);
+    conf_free(c);
+
+    /* out of range, not a duration, above the interval: errors naming the key and the line */
+    EXPECT_ERRORS(ZK "[agent]\ndowninter = 49ms\n[instance a]\naddress = 127.0.0.1:1\n"
+                     "downinter = soon\n",
+                  "4|downinter \"49ms\" out of range (50ms..60m)",
+                  "7|bad duration \"soon\" for downinter");
+    EXPECT_ERRORS(ZK "[agent]\ninterval = 1s\ndowninter = 2s\n",
+                  "5|downinter 2s exceeds interval 1s");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\ninterval = 1s\ndowninter = 1500ms\n",
+                  "6|downinter 1500ms exceeds interval 1s");
+    /* an explicit [agent] value above an instance's own interval: on the section header */
+    EXPECT_ERRORS(ZK "[agent]\ndowninter = 500ms\n[instance a]\naddress = 127.0.0.1:1\n"
+                     "interval = 300ms\ntimeout = 100ms\n",
+                  "5|downinter 500ms (inherited from [agent]) exceeds interval 300ms");
+    /* an instance's own value above the [agent] interval it inherits */
+    EXPECT_ERRORS(ZK "[agent]\ninterval = 1s\n[instance a]\naddress = 127.0.0.1:1\n"
+                     "downinter = 2s\n",
+                  "7|downinter 2s exceeds interval 1s (inherited from [agent])");
+
+    /* a changed downinter is a changed instance for a reload */
+    struct conf *x = load_ok(ZK "[instance a]\naddress = 127.0.0.1:1\n");
+    struct conf *y = load_ok(ZK "[instance a]\naddress = 127.0.0.1:1\ndowninter = 100ms\n");
+    assert_false(conf_instance_equal(conf_find_instance(x, "a"), conf_find_instance(y, "a")));
+    conf_free(x);
+    conf_free(y);
+}
+
 static void
 test_bad_lines(void **state)
 {
@@ -1021,6 +1072,7 @@ main(void)
         cmocka_unit_test(test_many_errors),
         cmocka_unit_test(test_no_secret_in_errors),
         cmocka_unit_test(test_instance_equal),
+        cmocka_unit_test(test_downinter),
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_errors_accumulate),
     };
