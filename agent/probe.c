@@ -268,7 +268,7 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
      * still unanswered times out. At most one read() per expired deadline.
      */
     if (!tilt && p->ac != NULL && p->connected) {
-        redisAsyncHandleRead(p->ac); /* may finish the probe, or tear the link down */
+        redislink_read(p->ac); /* may finish the probe, or tear the link down */
         if (!p->inflight)
             return;
     }

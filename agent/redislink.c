@@ -229,12 +229,8 @@ refuse_too_large(struct redislink *l)
  * the probe's deadline.
  */
 static void
-link_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+link_read(struct redislink *l)
 {
-    struct redislink *l = w->data;
-
-    (void)loop;
-    (void)revents;
     l->in_read = 1;
     redisAsyncHandleRead(l->ac); /* may free the context (error, EOF, a callback's free) */
     l->in_read = 0;
@@ -244,6 +240,20 @@ link_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (l->ac->c.reader != NULL && held(l) > REDISLINK_MAX_HELD)
         refuse_too_large(l);
+}
+
+static void
+link_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    link_read(w->data);
+}
+
+void
+redislink_read(redisAsyncContext *ac)
+{
+    link_read(ac->ev.data);
 }
 
 static void

@@ -29,4 +29,11 @@ struct redisAsyncContext;
  */
 int redislink_attach(struct ev_loop *loop, struct redisAsyncContext *ac);
 
+/*
+ * Reads what has arrived on AC now, as its read watcher would, bound included (a probe's
+ * deadline reads once before it gives up). AC must have been attached by redislink_attach();
+ * it may be freed when this returns.
+ */
+void redislink_read(struct redisAsyncContext *ac);
+
 #endif
