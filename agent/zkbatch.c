@@ -143,14 +143,16 @@ static void
 batch_add(struct zknode *n, enum zkop op, int32_t version)
 {
     struct zkpub *z = n->z;
-    struct zkbatch *b = z->batch;
+    int need = op == ZKOP_TAKEOVER ? 2 : 1;
 
-    if (b == NULL) {
-        b = z->batch = xcalloc(1, sizeof(*b));
+    if (z->batch != NULL && z->batch->nops + need > ZK_BATCH_MAX)
+        batch_send(z); /* a takeover does not fit in the last slot */
+    if (z->batch == NULL) {
+        z->batch = xcalloc(1, sizeof(*z->batch));
         ev_prepare_start(z->loop, &z->flush);
     }
-    batch_append(b, n, op, version);
-    if (b->nops >= ZK_BATCH_MAX - 1) /* a takeover must always fit */
+    batch_append(z->batch, n, op, version);
+    if (z->batch->nops == ZK_BATCH_MAX)
         batch_send(z);
 }
 

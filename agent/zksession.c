@@ -28,6 +28,7 @@
 #include "zkpriv.h"
 
 #define ZK_TICK_S         0.25 /* housekeeping and watchdog period: bounds growth between checks */
+#define ZK_TICK_WARY_S    0.05 /* the period while connected without progress (a frame streams in) */
 #define ZK_LOST_FACTOR    3    /* not connected this many session timeouts: start over */
 #define ZK_CLOSE_MARGIN_S 1.5  /* of shutdown_timeout, kept for zookeeper_close() */
 #define ZK_TIMEOUT_RATIO  10   /* a negotiated timeout this far off what we asked is nonsense */
@@ -498,6 +499,8 @@ on_connected(struct zkpub *z, const struct zkev *e)
     }
     z->connected_at = now;
     z->handle_connects++;
+    z->tick.repeat = ZK_TICK_WARY_S; /* until it makes progress (on_tick) */
+    ev_timer_again(z->loop, &z->tick);
     z->cpu_at = now; /* the watchdog's CPU window starts with the connection */
     z->cpu_others = cpu_of_others();
     if (z->connects++ > 0)
@@ -702,6 +705,12 @@ on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (zk_watchdog(z, now))
         return;
+    /* Connected without progress: check often, a frame may be streaming in. */
+    if (w->repeat !=
+        (zk_progressing(z, now) || z->state != ZK_CONNECTED ? ZK_TICK_S : ZK_TICK_WARY_S)) {
+        w->repeat = w->repeat == ZK_TICK_S ? ZK_TICK_WARY_S : ZK_TICK_S;
+        ev_timer_again(loop, w);
+    }
     /* A connection that stayed healthy for a session timeout ends our back-off. */
     if (z->open_fails > 0 && z->connected_at > 0 &&
         now - z->connected_at >= (double)z->set.session_timeout_ms / 1000.0 &&
