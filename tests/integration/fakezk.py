@@ -190,9 +190,21 @@ def measure_agent_against(env, mode):
     fake = FakeZooKeeper(mode)
     env.register(fake)
     r = env.redis()
-    a = env.agent([instance("cache-a", r)], interval="100ms", timeout="90ms",
-                  log_level=os.environ.get("FAKEZK_LOGLEVEL", "info"),
-                  zookeeper={"hosts": fake.address})
+    # The client callocs whatever length a frame announces: glibc returns NULL for an
+    # impossible one (a negative length read as size_t), which is what production sees; ASan
+    # aborts instead unless told to behave like glibc.
+    saved = os.environ.get("ASAN_OPTIONS")
+    if _sanitized():
+        os.environ["ASAN_OPTIONS"] = ((saved + ":") if saved else "") + "allocator_may_return_null=1"
+    try:
+        a = env.agent([instance("cache-a", r)], interval="100ms", timeout="90ms",
+                      log_level=os.environ.get("FAKEZK_LOGLEVEL", "info"),
+                      zookeeper={"hosts": fake.address})
+    finally:
+        if saved is None:
+            os.environ.pop("ASAN_OPTIONS", None)
+        else:
+            os.environ["ASAN_OPTIONS"] = saved
     a.wait_instance("cache-a", timeout=5, state="up")
     time.sleep(WARMUP)
 
@@ -245,12 +257,19 @@ def measure_agent_against(env, mode):
     rss_limit = 4 * MAX_GROWTH if _sanitized() else MAX_GROWTH
     assert m["rss_growth"] < rss_limit and m["heap_growth"] < MAX_GROWTH, m
     peak_limit = MAX_PEAK_RSS_HUGE if mode == "huge_frame" else MAX_PEAK_RSS
-    assert m["peak_rss"] < peak_limit, "peak RSS %d MiB" % (m["peak_rss"] >> 20)
+    if _sanitized() and mode in ("garbage", "huge_frame"):
+        # ASan writes the shadow of a 2 GiB calloc (256 MiB) at once: the peak says nothing
+        # there. What the agent let in still does: it stopped the stream early.
+        assert fake.streamed < MAX_PEAK_RSS_HUGE, "streamed %d MiB" % (fake.streamed >> 20)
+    else:
+        assert m["peak_rss"] < peak_limit, "peak RSS %d MiB" % (m["peak_rss"] >> 20)
     assert max(threads) <= MAX_THREADS, "thread count: %s" % m["threads"]
     max_rate = MAX_CONNECTS_PER_S_BACKOFF if mode == "drop_after" else MAX_CONNECTS_PER_S
     assert m["connects_per_s"] <= max_rate, (
         "reconnect spin: %d connects in %.1fs" % (conns, elapsed))
     assert m["log_lines"] <= MAX_LOG_LINES, "%d log lines" % m["log_lines"]
-    assert cpu < MAX_CPU, "agent CPU %.1f%% of a core" % (cpu * 100)
+    # Under ASan each huge calloc (garbage, huge_frame) costs the shadow writes of 2 GiB.
+    cpu_limit = 2 * MAX_CPU if _sanitized() else MAX_CPU
+    assert cpu < cpu_limit, "agent CPU %.1f%% of a core" % (cpu * 100)
     assert a.running()
     return m
