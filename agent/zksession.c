@@ -151,6 +151,9 @@ zkcb_log(const char *msg)
         if (e == ECONNREFUSED)
             level = LOGL_DEBUG;
     }
+    /* Its pause after trying every server is part of the same story: ours tells it. */
+    if (strstr(p, "Delaying connection after exhaustively trying all servers") != NULL)
+        level = LOGL_DEBUG;
     len = strlen(p);
     while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
         len--;
@@ -159,8 +162,9 @@ zkcb_log(const char *msg)
     log_text_limited(level, "zkclient", out, len);
 }
 
-/* Writes a warn line of ours, at most once a minute for the same text (it may repeat fast). */
-static void __attribute__((format(printf, 1, 2))) zk_warn_limited(const char *fmt, ...)
+/* Writes a line of ours at LEVEL, at most once a minute for the same text (it may repeat fast). */
+static void __attribute__((format(printf, 2, 3)))
+zk_log_limited(enum log_level level, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
@@ -171,9 +175,10 @@ static void __attribute__((format(printf, 1, 2))) zk_warn_limited(const char *fm
     va_end(ap);
     if (n < 0)
         return;
-    log_text_limited(LOGL_WARN, ZK_COMP, buf,
-                     (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    log_text_limited(level, ZK_COMP, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
+
+#define zk_warn_limited(...) zk_log_limited(LOGL_WARN, __VA_ARGS__)
 
 static int64_t
 heap_in_use(void)
@@ -725,8 +730,8 @@ on_tick(struct ev_loop *loop, ev_timer *w, int revents)
             log_warn(ZK_COMP, "not connected for %.0fs: giving up session 0x%" PRIx64, lost_for,
                      (uint64_t)z->session_id);
         else
-            zk_warn_limited("no session with ZooKeeper at %s for %.0fs: starting over", z->hosts,
-                            limit);
+            zk_log_limited(LOGL_INFO, "no session with ZooKeeper at %s for %.0fs: starting over",
+                           z->hosts, limit);
         zk_backoff_restart(z, 0, 0);
         return;
     }
