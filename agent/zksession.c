@@ -180,15 +180,6 @@ zk_log_limited(enum log_level level, const char *fmt, ...)
 
 #define zk_warn_limited(...) zk_log_limited(LOGL_WARN, __VA_ARGS__)
 
-static int64_t
-heap_in_use(void)
-{
-    struct selfstat st;
-
-    selfstat_read(&st);
-    return st.heap_bytes;
-}
-
 /* CPU seconds of every thread but this one (the loop's): the client's threads, in practice. */
 static double
 cpu_of_others(void)
@@ -214,7 +205,7 @@ zk_open(struct zkpub *z)
                         : ll == LOGL_DEBUG ? ZOO_LOG_LEVEL_INFO
                                            : ZOO_LOG_LEVEL_WARN);
     atomic_store(&zk_conn_errno, 0);
-    z->heap_base = heap_in_use();
+    z->heap_base = selfstat_heap_bytes();
     z->cpu_at = ev_now(z->loop);
     z->cpu_others = cpu_of_others();
     /* The client's two threads inherit this mask: signals stay with the loop thread. */
@@ -450,7 +441,7 @@ zk_backoff_restart(struct zkpub *z, int keep, int kick)
 static int
 zk_heap_over(struct zkpub *z, int64_t *heap)
 {
-    *heap = heap_in_use();
+    *heap = selfstat_heap_bytes();
     return *heap > 0 && z->heap_base > 0 && *heap - z->heap_base > ZK_HEAP_SLACK;
 }
 
@@ -659,7 +650,7 @@ zk_watchdog(struct zkpub *z, ev_tstamp now)
         z->cpu_at = now;
     }
     if (progressing || z->state != ZK_CONNECTED) {
-        z->heap_base = heap_in_use();
+        z->heap_base = selfstat_heap_bytes();
     } else if (zk_heap_over(z, &heap)) {
         zk_backoff_restart(z, 0, 1);
         zk_warn_limited("the ZooKeeper client holds a frame from %s far larger than any answer "
