@@ -1,15 +1,20 @@
 /* agent.c -- the agent context: starting, reloading and stopping everything it owns. */
 #include "agent.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "httpmetrics.h"
 #include "log.h"
+#include "maint.h"
 #include "notify.h"
 #include "report.h"
 #include "stats.h"
@@ -22,6 +27,7 @@ const double agent_latency_bounds_us[AGENT_LATENCY_BUCKETS] = {
 };
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents);
+static void maint_ended(void *ud, const char *name);
 static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 struct agent *
@@ -32,6 +38,7 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     a->loop = loop;
     a->conf = conf;
     TAILQ_INIT(&a->instances);
+    TAILQ_INIT(&a->first_probes);
     TAILQ_INIT(&a->zk_retired);
     a->tune.collect = -1.;
     a->tune.io_on = -1;
@@ -43,6 +50,51 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     a->shutdown_timer.data = a;
     ev_set_userdata(loop, a);
     return a;
+}
+
+/*
+ * The soft limit the agent can raise itself to: the hard one, or when that is unlimited, the
+ * kernel's ceiling for one process (fs.nr_open; setrlimit refuses more).
+ */
+static rlim_t
+nofile_ceiling(rlim_t hard)
+{
+    unsigned long long nr = 1048576;
+    FILE *f;
+
+    if (hard != RLIM_INFINITY)
+        return hard;
+    f = fopen("/proc/sys/fs/nr_open", "re");
+    if (f != NULL) {
+        if (fscanf(f, "%llu", &nr) != 1)
+            nr = 1048576;
+        fclose(f);
+    }
+    return (rlim_t)nr;
+}
+
+int
+agent_fit_fds(const struct conf *conf, char *err, size_t errlen)
+{
+    struct rlimit rl;
+    unsigned long long need = (unsigned long long)conf->ninstances + AGENT_FDS_RESERVED;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0; /* nothing known to check against */
+    rlim_t ceiling = nofile_ceiling(rl.rlim_max);
+    if (rl.rlim_cur < ceiling) {
+        struct rlimit raised = {ceiling, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = ceiling;
+    }
+    if (rl.rlim_max != RLIM_INFINITY && need > (unsigned long long)rl.rlim_max) {
+        snprintf(err, errlen,
+                 "%d instances need %llu open files, more than the hard limit of %llu "
+                 "(RLIMIT_NOFILE)",
+                 conf->ninstances, need, (unsigned long long)rl.rlim_max);
+        return -1;
+    }
+    return 0;
 }
 
 /* First probe of instance I of N: spread evenly over the interval, as a fraction of it. */
@@ -163,10 +215,13 @@ agent_start(struct agent *a)
     a->started_ms = util_wall_ms();
     a->started_at = ev_now(a->loop);
     srandom((unsigned)getpid() ^ (unsigned)a->started_ms);
+    a->maint = maint_new(a->loop, a->conf->state_dir, maint_ended, a);
+    maint_load(a->maint, a->conf);
+    /* After an upgrade: the listening socket the previous image handed over, never missing. */
     a->stats = upgrade_stats_adopt(a->upgrade, report_answer, a);
     if (a->stats == NULL)
         a->stats = stats_listen(a->loop, a->conf->stats_socket, a->conf->stats_socket_mode,
-                                report_answer, a, err, sizeof(err));
+                                a->conf->stats_socket_gid, report_answer, a, err, sizeof(err));
     if (a->stats == NULL) {
         log_error("stats", "%s", err);
         return -1;
@@ -187,10 +242,9 @@ agent_start(struct agent *a)
     inst_plan_rounds(a, a->conf);
     TAILQ_FOREACH (ci, &a->conf->instances, link) {
         struct inst *inst = add_instance(a, ci);
-        /* After an upgrade: the known health, and every instance probed at once. */
+        /* After an upgrade: the health the previous image knew (its first probe is at once). */
         upgrade_restore(a->upgrade, inst);
-        inst_start(inst, upgrade_handover(a->upgrade) ? 0. : spread_phase(i, a->conf->ninstances));
-        i++;
+        inst_start(inst, spread_phase(i++, a->conf->ninstances));
     }
     publisher_start(a);
     upgrade_started(a->upgrade);
@@ -234,10 +288,15 @@ reload_stats_socket(struct agent *a, const struct conf *o, const struct conf *n)
         if (o->stats_socket_mode != n->stats_socket_mode &&
             chmod(n->stats_socket, n->stats_socket_mode) < 0)
             log_warn("stats", "cannot change the mode of %s", n->stats_socket);
+        /* No group any more: back to the process's own. */
+        gid_t g = n->stats_socket_gid != (gid_t)-1 ? n->stats_socket_gid : getegid();
+        if (o->stats_socket_gid != n->stats_socket_gid && chown(n->stats_socket, (uid_t)-1, g) < 0)
+            log_warn("stats", "cannot give %s to group %u: %s", n->stats_socket, (unsigned)g,
+                     strerror(errno));
         return;
     }
     struct stats_server *s = stats_listen(a->loop, n->stats_socket, n->stats_socket_mode,
-                                          report_answer, a, err, sizeof(err));
+                                          n->stats_socket_gid, report_answer, a, err, sizeof(err));
     if (s == NULL) {
         log_error("stats", "%s; still listening on %s", err, o->stats_socket);
         return;
@@ -266,6 +325,17 @@ reload_metrics(struct agent *a, const struct conf *o, const struct conf *n)
     }
     httpmetrics_close(a->metrics);
     a->metrics = h;
+}
+
+/* The marks' maint_ended_fn on a reload: the instance NAME is gone, and its mark with it. */
+static void
+maint_dropped(void *ud, const char *name)
+{
+    char comp[CONF_NAME_MAX + 16];
+
+    (void)ud;
+    snprintf(comp, sizeof(comp), "instance %s", name);
+    log_info(comp, "maintenance mark dropped: the instance was removed");
 }
 
 /*
@@ -308,6 +378,10 @@ apply_conf(struct agent *a, struct conf *nc)
         log_set_level(nc->log_level);
     a->conf = nc;
     conf_free(oc);
+    if (a->maint != NULL) {
+        maint_set_dir(a->maint, nc->state_dir);
+        maint_prune(a->maint, nc, maint_dropped, a);
+    }
     inst_plan_rounds(a, nc);
 
     TAILQ_FOREACH (ci, &nc->instances, link) {
@@ -332,6 +406,7 @@ agent_reload(struct agent *a)
 {
     struct conf_errors errs = {0};
     struct conf *nc;
+    char err[256];
 
     if (a->stopping)
         return;
@@ -343,12 +418,82 @@ agent_reload(struct agent *a)
         log_error("config", "reload refused: %zu error%s, keeping the running configuration",
                   errs.n, errs.n == 1 ? "" : "s");
         a->c.config_reload_failures++;
+    } else if (agent_fit_fds(nc, err, sizeof(err)) < 0) {
+        /* the limit may have moved since the start (prlimit): checked, and raised, again */
+        log_error("config", "%s: error: %s", nc->path, err);
+        log_error("config", "reload refused: 1 error, keeping the running configuration");
+        a->c.config_reload_failures++;
+        conf_free(nc);
     } else {
         apply_conf(a, nc);
         a->c.config_reloads++;
     }
     conf_errors_free(&errs);
     notify_ready(a);
+}
+
+/* ---- maintenance ---- */
+
+/* The marks' maint_ended_fn: NAME's mark reached its end time. */
+static void
+maint_ended(void *ud, const char *name)
+{
+    struct agent *a = ud;
+    struct inst *inst = find_inst(a, name);
+
+    if (inst == NULL)
+        return;
+    log_info(inst->logname, "maintenance ended");
+    if (!a->stopping) /* the publisher is shutting down: nothing more is written */
+        inst_publish(inst);
+}
+
+int
+agent_peer_may_change(const struct stats_peer *peer)
+{
+    return peer != NULL && peer->known && (peer->uid == 0 || peer->uid == geteuid());
+}
+
+int
+agent_maint(struct agent *a, const struct stats_peer *peer, const char *args, char *err,
+            size_t errlen)
+{
+    struct maint_cmd cmd;
+    struct inst *inst;
+    const struct maint_mark *mk;
+    char until[64] = "no end";
+
+    if (!agent_peer_may_change(peer)) {
+        snprintf(err, errlen, "permission denied");
+        return -1;
+    }
+    if (maint_parse_cmd(args, &cmd, err, errlen) < 0)
+        return -1;
+    if ((inst = find_inst(a, cmd.name)) == NULL) {
+        snprintf(err, errlen, "no such instance: %s", cmd.name);
+        return -1;
+    }
+    if (a->stopping || a->maint == NULL) {
+        snprintf(err, errlen, "the agent is stopping");
+        return -1;
+    }
+    if (!cmd.on) {
+        if (maint_clear(a->maint, cmd.name)) {
+            log_info(inst->logname, "maintenance off by uid %u", (unsigned)peer->uid);
+            inst_publish(inst);
+        }
+        return 0;
+    }
+    mk = maint_set(a->maint, cmd.name, cmd.duration_ms, cmd.reason, util_wall_ms());
+    if (mk->until_ms > 0) {
+        time_t t = (time_t)(mk->until_ms / 1000);
+        struct tm tm;
+        strftime(until, sizeof(until), "until %Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+    }
+    log_info(inst->logname, "maintenance on (%s, %s) by uid %u", mk->reason, until,
+             (unsigned)peer->uid);
+    inst_publish(inst);
+    return 0;
 }
 
 /* ---- shutdown ---- */
@@ -464,6 +609,7 @@ agent_free(struct agent *a)
     a->metrics = NULL;
     stats_close(a->stats);
     a->stats = NULL;
+    maint_free(a->maint);
     conf_free(a->conf);
     free(a);
 }

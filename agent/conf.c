@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,11 +17,13 @@
 
 #define DEF_INTERVAL_MS   1000
 #define DEF_TIMEOUT_MS    500
+#define DEF_DOWNINTER_MS  250
 #define DEF_RISE          2
 #define DEF_FALL          2
 #define DEF_MAX_INFLIGHT  1024
 #define DEF_STATS_SOCKET  "/run/sentinel-agent/stats.sock"
 #define DEF_STATS_MODE    0660
+#define DEF_STATE_DIR     "/var/lib/sentinel-agent"
 #define DEF_LOG_LEVEL     LOGL_INFO
 #define DEF_SHUTDOWN_MS   5000
 #define DEF_ZK_ROOT       "/sentinel-agent"
@@ -32,6 +35,7 @@
 #define INTERVAL_MIN_MS   100
 #define INTERVAL_MAX_MS   MS_H
 #define TIMEOUT_MIN_MS    10
+#define DOWNINTER_MIN_MS  50
 #define SHUTDOWN_MIN_MS   100
 #define SHUTDOWN_MAX_MS   (10 * MS_MIN)
 #define SESSION_MIN_MS    1000
@@ -63,6 +67,7 @@ enum kind {
     K_HOSTS,    /* char *, a ZooKeeper connect string (addr_check_hosts) */
     K_ZKPATH,   /* char *, an absolute ZooKeeper path */
     K_AUTH,     /* char *, "user:password", never shown in a message */
+    K_GROUP,    /* char * as written, and its gid_t at aux (a name resolved at load, or a gid) */
 };
 
 /*
@@ -90,15 +95,21 @@ static const struct key keys[] = {
     /* and at most the interval: check_agent(), check_instance() */
     {"timeout", K_DURATION, S_AGENT | S_INST, TIMEOUT_MIN_MS, INTERVAL_MAX_MS, .off = C(timeout_ms),
      .ioff = I(timeout_ms)},
+    /* and at most the interval; unset: min(250ms, interval): check_agent(), check_instance() */
+    {"downinter", K_DURATION, S_AGENT | S_INST, DOWNINTER_MIN_MS, INTERVAL_MAX_MS,
+     .off = C(downinter_ms), .ioff = I(downinter_ms)},
     {"rise", K_COUNT, S_AGENT | S_INST, 1, COUNT_MAX, .off = C(rise), .ioff = I(rise)},
     {"fall", K_COUNT, S_AGENT | S_INST, 1, COUNT_MAX, .off = C(fall), .ioff = I(fall)},
     {"max_inflight", K_COUNT, S_AGENT, 1, INFLIGHT_MAX, .off = C(max_inflight)},
     {"stats_socket", K_PATH, S_AGENT, 1, ADDR_UNIX_MAX - 1, .off = C(stats_socket)},
     {"stats_socket_mode", K_MODE, S_AGENT, 0, 0777, .off = C(stats_socket_mode)},
+    {"stats_socket_group", K_GROUP, S_AGENT, 0, 0, .off = C(stats_socket_group),
+     .aux = C(stats_socket_gid)},
     {"log_level", K_LOGLEVEL, S_AGENT, 0, 0, .off = C(log_level)},
     {"shutdown_timeout", K_DURATION, S_AGENT, SHUTDOWN_MIN_MS, SHUTDOWN_MAX_MS,
      .off = C(shutdown_timeout_ms)},
     {"metrics_listen", K_LISTEN, S_AGENT, 0, 0, .off = C(metrics_listen), .aux = C(metrics_addr)},
+    {"state_dir", K_PATH, S_AGENT, 1, 4095, .off = C(state_dir)},
     {"hosts", K_HOSTS, S_ZK, 0, 0, .off = C(zk_hosts)},
     {"root", K_ZKPATH, S_ZK, 0, 0, .off = C(zk_root)},
     {"session_timeout", K_DURATION, S_ZK, SESSION_MIN_MS, SESSION_MAX_MS,
@@ -396,6 +407,32 @@ parse_mode(const char *s, unsigned max, mode_t *out)
     }
     *out = (mode_t)v;
     return 0;
+}
+
+/*
+ * A group for a file we create: a gid, or a name looked up now (local files or NSS, once at
+ * load, so the loop never waits on it); with CONF_NO_RESOLVE a name is left unresolved.
+ * Returns NULL and sets *GID, or the problem.
+ */
+static const char *
+get_group(const char *v, int flags, gid_t *gid)
+{
+    int64_t n;
+    struct group *gr;
+
+    if (parse_uint(v, (gid_t)-2, &n) == 0) {
+        *gid = (gid_t)n;
+        return NULL;
+    }
+    if (flags & CONF_NO_RESOLVE) {
+        *gid = (gid_t)-1;
+        return NULL;
+    }
+    gr = getgrnam(v);
+    if (gr == NULL)
+        return "no such group";
+    *gid = gr->gr_gid;
+    return NULL;
 }
 
 /* ---- section headers, seen by the reader ---- */
@@ -731,6 +768,9 @@ set_value(struct parser *p, const struct key *k, char *base, size_t off, const c
     case K_ZKPATH:
         why = zk_root_problem(v);
         break;
+    case K_GROUP:
+        why = get_group(v, p->flags, (gid_t *)(void *)(base + k->aux));
+        break;
     case K_AUTH:
         /* the value is a secret: the message must not show it */
         colon = strchr(v, ':');
@@ -823,6 +863,14 @@ check_agent(struct parser *p)
         else
             util_strlcpy(c->name, host, sizeof(c->name));
     }
+    line = given(&p->agent_ks, "downinter");
+    if (!line && c->downinter_ms > c->interval_ms)
+        c->downinter_ms = c->interval_ms; /* the default: min(250ms, interval) */
+    else if (line && !rejected(&p->agent_ks, "downinter") && !rejected(&p->agent_ks, "interval") &&
+             c->downinter_ms > c->interval_ms)
+        perr_add(p, line, "downinter %s exceeds interval %s", fmt_ms(a, sizeof(a), c->downinter_ms),
+                 fmt_ms(b, sizeof(b), c->interval_ms));
+
     if (rejected(&p->agent_ks, "interval") || rejected(&p->agent_ks, "timeout") ||
         c->timeout_ms <= c->interval_ms)
         return;
@@ -839,6 +887,35 @@ check_zk(struct parser *p)
         perr_add(p, 1, "missing section [zookeeper] (hosts is required)");
     else if (!given(&p->zk_ks, "hosts"))
         perr_add(p, p->zk_line, "missing hosts in [zookeeper]");
+}
+
+/*
+ * An instance's downinter: its own, else [agent]'s, at most its interval; when neither sets it,
+ * min(250ms, its interval). A value given explicitly (here or in [agent]) above the interval is
+ * an error on the line that gave it here, else on the section header.
+ */
+static void
+check_downinter(struct parser *p, struct pinst *pi)
+{
+    struct conf_instance *ci = pi->ci;
+    const struct keyset *ks = &pi->ks;
+    int di_line = given(ks, "downinter"), iv_line = given(ks, "interval");
+    int agent_di = given(&p->agent_ks, "downinter");
+    char a[32], b[32];
+
+    if (!di_line && !agent_di) {
+        ci->downinter_ms = DEF_DOWNINTER_MS < ci->interval_ms ? DEF_DOWNINTER_MS : ci->interval_ms;
+        return;
+    }
+    if (rejected(di_line ? ks : &p->agent_ks, "downinter") ||
+        rejected(iv_line ? ks : &p->agent_ks, "interval") || ci->downinter_ms <= ci->interval_ms)
+        return;
+    /* [agent]'s own check reports an [agent] value above [agent]'s interval */
+    if (!di_line && !iv_line)
+        return;
+    perr_add(p, di_line ? di_line : ci->line, "downinter %s%s exceeds interval %s%s",
+             fmt_ms(a, sizeof(a), ci->downinter_ms), di_line ? "" : " (inherited from [agent])",
+             fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
 }
 
 /* Copies every [agent] value the instance does not override, then checks the result. */
@@ -860,6 +937,7 @@ check_instance(struct parser *p, struct pinst *pi)
         perr_add(p, ci->line, "missing address in [instance %s]", ci->name);
     if (given(ks, "username") && !given(ks, "password"))
         perr_add(p, given(ks, "username"), "username without password in [instance %s]", ci->name);
+    check_downinter(p, pi);
 
     /* [agent]'s own check covers an instance that overrides neither */
     if (!iv_line && !to_line)
@@ -909,11 +987,14 @@ conf_new(const char *path)
     c->path = xstrdup(path);
     c->interval_ms = DEF_INTERVAL_MS;
     c->timeout_ms = DEF_TIMEOUT_MS;
+    c->downinter_ms = DEF_DOWNINTER_MS;
     c->rise = DEF_RISE;
     c->fall = DEF_FALL;
     c->max_inflight = DEF_MAX_INFLIGHT;
     c->stats_socket = xstrdup(DEF_STATS_SOCKET);
     c->stats_socket_mode = DEF_STATS_MODE;
+    c->stats_socket_gid = (gid_t)-1;
+    c->state_dir = xstrdup(DEF_STATE_DIR);
     c->log_level = DEF_LOG_LEVEL;
     c->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
     c->zk_root = xstrdup(DEF_ZK_ROOT);
@@ -1093,6 +1174,8 @@ conf_parse_duration(const char *s, int64_t *ms)
         unit = 1000;
     else if (strcmp(s, "m") == 0)
         unit = MS_MIN;
+    else if (strcmp(s, "h") == 0)
+        unit = MS_H;
     else
         return -1;
     if (n > DURATION_MAX_MS / unit)

@@ -18,8 +18,11 @@
  *   sentinel-agent handover 1
  *   {"stats_fd":4,"upgrades":2,"old_version":"0.1.0",
  *    "zk":{"session":"0x...","passwd":"<32 hex digits>"},
- *    "instances":[{"name","address","state","role","observed_role","since_ms",
+ *    "instances":[{"name","address","state","role","master","link","replicas","since_ms",
  *                  "last_check_ms","latency_us","ok","fail","reason"},...]}
+ *
+ * An instance's health is all of it (struct health, role info included): the new image
+ * renders the same document from it, so a node read back is found unchanged, not rewritten.
  *
  * The header is outside the JSON so that a later format need not be JSON at all: an image
  * compares the header first and reads nothing else of a version it does not know.
@@ -76,11 +79,12 @@ inst_json(const struct handover_inst *hi)
 {
     const struct health *h = &hi->health;
 
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:s}", "name", hi->name,
-                     "address", hi->address, "state", state_names[h->state], "role",
-                     role_names[h->role], "observed_role", role_names[h->observed_role], "since_ms",
-                     (json_int_t)h->since_ms, "last_check_ms", (json_int_t)h->last_check_ms,
-                     "latency_us", (json_int_t)h->latency_us, "ok", h->consecutive_ok, "fail",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:i, s:i, s:s}", "name",
+                     hi->name, "address", hi->address, "state", state_names[h->state], "role",
+                     role_names[h->role.role], "master", h->role.master, "link", h->role.link,
+                     "replicas", h->role.replicas, "since_ms", (json_int_t)h->since_ms,
+                     "last_check_ms", (json_int_t)h->last_check_ms, "latency_us",
+                     (json_int_t)h->latency_us, "ok", h->consecutive_ok, "fail",
                      h->consecutive_fail, "reason", h->reason);
 }
 
@@ -203,18 +207,23 @@ inst_parse(json_t *j, struct handover_inst *hi)
     struct health *h = &hi->health;
     const char *name = jget_str(j, "name"), *addr = jget_str(j, "address");
     const char *reason = jget_str(j, "reason");
+    const char *master = jget_str(j, "master"), *link = jget_str(j, "link");
     int st = name_index(state_names, ARRAY_LEN(state_names), jget_str(j, "state"));
     int role = name_index(role_names, ARRAY_LEN(role_names), jget_str(j, "role"));
-    int orole = name_index(role_names, ARRAY_LEN(role_names), jget_str(j, "observed_role"));
+    json_t *replicas = json_object_get(j, "replicas");
 
-    if (name == NULL || addr == NULL || reason == NULL || st < 0 || role < 0 || orole < 0)
+    if (name == NULL || addr == NULL || reason == NULL || master == NULL || link == NULL ||
+        st < 0 || role < 0 || !json_is_integer(replicas) ||
+        strlen(master) >= sizeof(h->role.master) || strlen(link) >= sizeof(h->role.link))
         return -1;
     hi->name = xstrdup(name);
     hi->address = xstrdup(addr);
     memset(h, 0, sizeof(*h));
     h->state = (enum inst_state)st;
-    h->role = (enum inst_role)role;
-    h->observed_role = (enum inst_role)orole;
+    h->role.role = (enum inst_role)role;
+    h->role.replicas = (int)json_integer_value(replicas);
+    util_strlcpy(h->role.master, master, sizeof(h->role.master));
+    util_strlcpy(h->role.link, link, sizeof(h->role.link));
     h->since_ms = json_integer_value(json_object_get(j, "since_ms"));
     h->last_check_ms = json_integer_value(json_object_get(j, "last_check_ms"));
     h->latency_us = json_integer_value(json_object_get(j, "latency_us"));

@@ -14,28 +14,34 @@ set_state(struct health *h, enum inst_state s, int64_t now_ms)
     h->since_ms = now_ms;
 }
 
+static int
+role_differs(const struct role_info *a, const struct role_info *b)
+{
+    return a->role != b->role || strcmp(a->master, b->master) != 0 || strcmp(a->link, b->link) != 0;
+}
+
 /*
  * The rules, in order:
- * 1. A timeout judged while the loop ran late (TILT) says nothing about the instance: ignore.
+ * 1. A timeout judged while the loop ran late (TILT) says nothing about the instance, and a
+ *    probe the agent itself could not run (no fd, no memory) says nothing either: ignore.
  * 2. From unknown, the first completed probe decides: success up, failure down.
  * 3. A refused connection or missing socket is conclusive: down at once.
  * 4. Otherwise `rise` consecutive successes take down to up, `fall` failures up to down.
- * The published role follows the observed role only while up; it is unknown otherwise.
+ * The published role (with master, link, replicas) is the last successful probe's while up;
+ * unknown otherwise. A failed probe of an instance still up keeps the role it had.
  */
 int
 health_record(struct health *h, const struct probe_result *r, int rise, int fall, int tilt,
               int64_t now_ms)
 {
     enum inst_state old_state = h->state;
-    enum inst_role old_role = h->role;
+    struct role_info old_role = h->role;
     int ok = r->status == PROBE_OK;
 
-    if (tilt && r->status == PROBE_TIMEOUT)
+    if ((tilt && r->status == PROBE_TIMEOUT) || r->status == PROBE_AGENT_ERROR)
         return 0;
 
     h->last_check_ms = now_ms;
-    if (r->role_known)
-        h->observed_role = r->role;
     if (ok) {
         h->consecutive_ok++;
         h->consecutive_fail = 0;
@@ -58,17 +64,33 @@ health_record(struct health *h, const struct probe_result *r, int rise, int fall
 
     if (h->state == INST_UP) {
         h->reason[0] = '\0';
-        h->role = h->observed_role;
+        if (ok)
+            h->role = r->role;
     } else {
-        h->role = ROLE_UNKNOWN;
+        health_role_clear(&h->role);
     }
 
     int what = 0;
     if (h->state != old_state)
         what |= HEALTH_STATE_CHANGED;
-    if (h->role != old_role)
+    if (role_differs(&h->role, &old_role))
         what |= HEALTH_ROLE_CHANGED;
     return what;
+}
+
+int
+health_rising(const struct health *h, int rise)
+{
+    return h->state == INST_DOWN && h->consecutive_ok > 0 && h->consecutive_ok < rise;
+}
+
+void
+health_role_clear(struct role_info *r)
+{
+    r->role = ROLE_UNKNOWN;
+    r->replicas = 0;
+    r->master[0] = '\0';
+    r->link[0] = '\0';
 }
 
 const char *

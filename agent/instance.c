@@ -28,6 +28,8 @@ static void period_cb(struct ev_loop *loop, ev_timer *w, int revents);
  */
 #define INST_ROUND_MAX_S 0.1
 
+#define INST_AGENT_ERROR_LOG_S 60.0 /* at most one warn line a minute for the agent's faults */
+
 void
 inst_plan_rounds(struct agent *a, const struct conf *conf)
 {
@@ -64,6 +66,7 @@ period_start(struct inst *inst, ev_tstamp after)
     ev_tstamp delay = round_delay(inst, after);
 
     inst->phase_at = fmod(ev_now(a->loop) + delay - a->tune.base, interval);
+    inst->down_period = 0;
     ev_timer_stop(a->loop, &inst->period);
     ev_timer_set(&inst->period, delay, interval);
     ev_timer_start(a->loop, &inst->period);
@@ -96,20 +99,80 @@ period_keep_phase(struct inst *inst)
 }
 
 /*
- * Probes again right away: the period restarts at the first round an interval from now, and
- * the period callback is made pending in the current loop iteration (ev_feed_event) instead
- * of through a zero-delay timer, which would wait for the next iteration -- up to a collect
- * interval later. It never runs inside the hiredis callback that led here: libev invokes it
- * after the current callback returns. Bounded: fastinter re-probes only while up (at most
- * fall - 1 times in a row) and the EOF path at most once per interval.
+ * While an instance is down (or still unknown after a probe the agent itself failed) it is
+ * probed every downinter, counted from the end of the previous probe, not on the rounds: the
+ * next probe is downinter after this moment. The repeat is only a fallback for a start that
+ * max_inflight prevented; it is long enough never to fall while a probe is in flight.
+ */
+static void
+period_down(struct inst *inst)
+{
+    struct agent *a = inst->agent;
+    double downinter = (double)inst->conf->downinter_ms / 1000.0;
+    double timeout = (double)inst->conf->timeout_ms / 1000.0;
+
+    inst->down_period = 1;
+    ev_timer_stop(a->loop, &inst->period);
+    ev_timer_set(&inst->period, downinter, downinter + timeout);
+    ev_timer_start(a->loop, &inst->period);
+}
+
+/*
+ * Probes again right away: the period restarts (an interval from now on the rounds, or
+ * downinter from now while down), and the period callback is made pending in the current
+ * loop iteration (ev_feed_event) instead of through a zero-delay timer, which would wait for
+ * the next iteration -- up to a collect interval later. It never runs inside the hiredis
+ * callback that led here: libev invokes it after the current callback returns. Bounded:
+ * fastinter re-probes only while up (at most fall - 1 times in a row), rising ones only while
+ * rising (at most rise - 1), the EOF path at most once per interval, and a late reply comes
+ * only after a probe timed out.
  */
 static void
 schedule_now(struct inst *inst)
 {
     double interval = (double)inst->conf->interval_ms / 1000.0;
 
-    period_start(inst, interval);
+    if (inst->health.state == INST_UP)
+        period_start(inst, interval);
+    else
+        period_down(inst);
     ev_feed_event(inst->agent->loop, &inst->period, EV_TIMER);
+}
+
+/* Takes INST off the queue of first probes, if it is on it. */
+static void
+first_dequeue(struct inst *inst)
+{
+    if (!inst->queued)
+        return;
+    TAILQ_REMOVE(&inst->agent->first_probes, inst, firstq);
+    inst->queued = 0;
+}
+
+static void
+probe_now(struct inst *inst)
+{
+    first_dequeue(inst);
+    inst->agent->inflight++;
+    probe_start(&inst->probe);
+}
+
+/*
+ * Starts the first probes waiting in A's queue while max_inflight allows. A probe may
+ * complete inside probe_start() (a refused connect) and its inst_record() come back here:
+ * the loop that is already running goes on instead, so the stack stays flat.
+ */
+static void
+first_probes_drain(struct agent *a)
+{
+    struct inst *inst;
+
+    if (a->draining)
+        return;
+    a->draining = 1;
+    while (a->inflight < a->conf->max_inflight && (inst = TAILQ_FIRST(&a->first_probes)) != NULL)
+        probe_now(inst);
+    a->draining = 0;
 }
 
 /*
@@ -124,14 +187,14 @@ period_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
-    period_keep_phase(inst);
+    if (!inst->down_period)
+        period_keep_phase(inst);
     if (inst->probe.inflight || a->inflight >= a->conf->max_inflight) {
         inst->probes_skipped++;
         a->c.probes_skipped++;
         return;
     }
-    a->inflight++;
-    probe_start(&inst->probe);
+    probe_now(inst);
 }
 
 static void
@@ -144,10 +207,56 @@ count_latency(struct agent_counters *c, int64_t us)
             c->latency_bucket[i]++;
 }
 
+/* "master", "sentinel", "unknown", or "replica of HOST:PORT (link STATE)", for log lines. */
+static const char *
+role_desc(const struct role_info *r, char *buf, size_t len)
+{
+    if (r->role != ROLE_REPLICA)
+        return health_role_name(r->role);
+    snprintf(buf, len, "replica of %s (link %s)", r->master, r->link);
+    return buf;
+}
+
+/*
+ * A probe the agent itself could not run (no fd, no memory): no verdict on the Redis. Counted
+ * apart, logged at warn at most once a minute for the whole agent.
+ */
+static void
+agent_error(struct inst *inst, const struct probe_result *r)
+{
+    struct agent *a = inst->agent;
+    ev_tstamp now = ev_now(a->loop);
+
+    inst->probes_agent_errors++;
+    a->c.probes_agent_errors++;
+    if (a->agent_error_logged == 0. || now - a->agent_error_logged >= INST_AGENT_ERROR_LOG_S) {
+        a->agent_error_logged = now;
+        log_warn("agent",
+                 "cannot probe instance %s: %s (the agent's own limit, not a verdict "
+                 "on the Redis; %llu such probes so far)",
+                 inst->conf->name, r->reason, (unsigned long long)a->c.probes_agent_errors);
+    }
+    if (inst->health.state == INST_UNKNOWN)
+        period_down(inst); /* try again soon: its first verdict is still to come */
+}
+
+/* ROLE refused with -NOPERM: one warn line when it starts, one info line when it ends. */
+static void
+role_noperm_edge(struct inst *inst, const struct probe_result *r)
+{
+    if (r->status != PROBE_OK || r->role_noperm == inst->role_noperm)
+        return;
+    inst->role_noperm = r->role_noperm;
+    if (r->role_noperm)
+        log_warn(inst->logname, "ROLE refused (NOPERM): the user needs +role; role unknown");
+    else
+        log_info(inst->logname, "ROLE answered again");
+}
+
 /*
  * The one path of a probe's result (INST's probe_done_fn, possibly called from inside
  * probe_start()): the counters, TILT, the health state machine, and on an edge the one log
- * line, state_changes and the publication.
+ * line, state_changes and the publication; then when to probe next.
  */
 static void
 inst_record(void *ud, const struct probe_result *r, int tilt)
@@ -157,6 +266,11 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
     int64_t now = util_wall_ms();
 
     a->inflight--;
+    if (r->status == PROBE_AGENT_ERROR) {
+        agent_error(inst, r);
+        first_probes_drain(a);
+        return;
+    }
     if (r->status == PROBE_OK) {
         inst->probes_ok++;
         a->c.probes_ok++;
@@ -179,11 +293,18 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
     } else if (r->status == PROBE_TIMEOUT) {
         a->tilt_logged = 0;
     }
+    role_noperm_edge(inst, r);
 
     enum inst_state old_state = inst->health.state;
-    enum inst_role old_role = inst->health.role;
+    struct role_info old_role = inst->health.role;
     int what = health_record(&inst->health, r, inst->conf->rise, inst->conf->fall, tilt, now);
     if (what & HEALTH_STATE_CHANGED) {
+        /*
+         * A new state: the next EOF of an idle link is news again (a Redis killed soon after
+         * it came back up). The limiter below still stops a spin: each state change takes
+         * rise or fall probes.
+         */
+        inst->last_eof_probe = 0.;
         if (inst->health.state == INST_DOWN)
             log_info(inst->logname, "%s -> down (%s)", health_state_name(old_state),
                      inst->health.reason);
@@ -191,25 +312,39 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
             log_info(inst->logname, "%s -> %s", health_state_name(old_state),
                      health_state_name(inst->health.state));
     }
-    if ((what & HEALTH_ROLE_CHANGED) && old_state == INST_UP && inst->health.state == INST_UP)
-        log_info(inst->logname, "role %s -> %s", health_role_name(old_role),
-                 health_role_name(inst->health.role));
+    if ((what & HEALTH_ROLE_CHANGED) && old_state == INST_UP && inst->health.state == INST_UP) {
+        char was[HEALTH_MASTER_MAX + 48], is[HEALTH_MASTER_MAX + 48];
+        log_info(inst->logname, "role %s -> %s", role_desc(&old_role, was, sizeof(was)),
+                 role_desc(&inst->health.role, is, sizeof(is)));
+    }
     if (what) {
         a->c.state_changes++;
         inst_publish(inst);
     }
 
     /*
-     * A first failure of an instance still up is re-checked at once instead of a whole
-     * interval later (HAProxy's fastinter): detection costs fall x timeout, not fall x interval.
+     * When to probe next:
+     * 1. Rising (down, fewer than rise successes): the confirming probe follows at once.
+     * 2. A failure of an instance still up is re-checked at once instead of a whole interval
+     *    later (HAProxy's fastinter): detection costs fall x timeout, not fall x interval; the
+     *    re-check after a timeout is also the fresh-connect check (probe.c).
+     * 3. Down: downinter after this probe.
+     * 4. Just up: back on the rounds, an interval from now.
      */
-    if (r->status != PROBE_OK && inst->health.state == INST_UP)
+    if (health_rising(&inst->health, inst->conf->rise) ||
+        (r->status != PROBE_OK && inst->health.state == INST_UP))
         schedule_now(inst);
+    else if (inst->health.state == INST_DOWN)
+        period_down(inst);
+    else if (inst->health.state == INST_UP && inst->down_period)
+        period_start(inst, (double)inst->conf->interval_ms / 1000.0);
+    first_probes_drain(a);
 }
 
 /*
  * An idle link hit EOF: the Redis process likely died. Probe at once to learn it, but at most
- * once per interval, so a server that closes every connection it accepts cannot make us spin.
+ * once per interval in one state, so a server that closes every connection it accepts cannot
+ * make us spin.
  */
 static void
 inst_link_eof(void *ud)
@@ -226,6 +361,16 @@ inst_link_eof(void *ud)
     schedule_now(inst);
 }
 
+/* A late reply on a stale link: the server is back from a hang. Probe at once. */
+static void
+inst_link_wake(void *ud)
+{
+    struct inst *inst = ud;
+
+    log_debug(inst->logname, "late reply: the server answers again, probing at once");
+    schedule_now(inst);
+}
+
 struct inst *
 inst_new(struct agent *a, const struct conf_instance *conf)
 {
@@ -236,7 +381,7 @@ inst_new(struct agent *a, const struct conf_instance *conf)
     snprintf(inst->logname, sizeof(inst->logname), "instance %s", conf->name);
     ev_init(&inst->period, period_cb);
     inst->period.data = inst;
-    probe_init(&inst->probe, a->loop, conf, inst_record, inst_link_eof, inst);
+    probe_init(&inst->probe, a->loop, conf, inst_record, inst_link_eof, inst_link_wake, inst);
     return inst;
 }
 
@@ -322,19 +467,24 @@ tune_loop(struct agent *a, int timeout_ms)
 void
 inst_start(struct inst *inst, double phase)
 {
-    struct ev_loop *loop = inst->agent->loop;
+    struct agent *a = inst->agent;
     double interval = (double)inst->conf->interval_ms / 1000.0;
 
     if (!ev_is_active(&inst->period))
-        inst->agent->tune.probe_rate += 1000.0 / (double)inst->conf->interval_ms;
-    tune_loop(inst->agent, inst->conf->timeout_ms);
+        a->tune.probe_rate += 1000.0 / (double)inst->conf->interval_ms;
+    tune_loop(a, inst->conf->timeout_ms);
     /*
      * From the real time, not the loop's cached one: starting 10,000 instances (and
      * everything before the loop first runs) takes long enough that a stale base would put
      * every instance whose phase has already passed into the first round.
      */
-    ev_now_update(loop);
-    period_start(inst, phase * interval);
+    ev_now_update(a->loop);
+    /* the regular probes from its phase on (the first one at once, below: not at 0 too) */
+    period_start(inst, (phase > 0. ? phase : 1.) * interval);
+    /* the first probe at once, max_inflight allowing; else in the queue's order */
+    inst->queued = 1;
+    TAILQ_INSERT_TAIL(&a->first_probes, inst, firstq);
+    first_probes_drain(a);
 }
 
 void
@@ -345,6 +495,7 @@ inst_stop(struct inst *inst)
         tune_loop(inst->agent, 0);
     }
     ev_timer_stop(inst->agent->loop, &inst->period);
+    first_dequeue(inst);
     if (inst->probe.inflight)
         inst->agent->inflight--;
     probe_close(&inst->probe);

@@ -136,6 +136,14 @@ main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     conf_errors_free(&errs);
+    /* -t too: the upgrade path checks the new binary with -t under the agent's own limits */
+    char err[256];
+    if (agent_fit_fds(conf, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: error: %s\n", path, err);
+        conf_free(conf);
+        handover_free(ho);
+        return EXIT_CONFIG;
+    }
     if (check) {
         printf("%s: ok\n", path);
         conf_free(conf);

@@ -1,6 +1,7 @@
 /* reply.c -- classification of Redis replies and connection errors into probe outcomes. */
 #include "reply.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -72,23 +73,103 @@ reply_auth_failed(const redisReply *r)
     return !(r->type == REDIS_REPLY_STATUS && r->len == 2 && strncasecmp(r->str, "OK", 2) == 0);
 }
 
-enum inst_role
-reply_parse_role(const redisReply *r)
+static int
+is_text(const redisReply *e)
 {
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
-        return ROLE_UNKNOWN;
-    const redisReply *e = r->element[0];
-    if (e == NULL || (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_STATUS))
-        return ROLE_UNKNOWN;
-    if (e->len == 6 && memcmp(e->str, "master", 6) == 0)
-        return ROLE_MASTER;
-    if (e->len == 5 && memcmp(e->str, "slave", 5) == 0)
-        return ROLE_REPLICA;
-    if (e->len == 7 && memcmp(e->str, "replica", 7) == 0)
-        return ROLE_REPLICA;
-    if (e->len == 8 && memcmp(e->str, "sentinel", 8) == 0)
-        return ROLE_SENTINEL;
-    return ROLE_UNKNOWN;
+    return e != NULL && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS);
+}
+
+static int
+text_is(const redisReply *e, const char *word)
+{
+    size_t n = strlen(word);
+    return is_text(e) && e->len == n && memcmp(e->str, word, n) == 0;
+}
+
+/* A host name or address as a replica names its master: 1..255 printable bytes, no blanks. */
+static int
+valid_host(const redisReply *e)
+{
+    if (!is_text(e) || e->len < 1 || e->len > 255)
+        return 0;
+    for (size_t i = 0; i < e->len; i++)
+        if ((unsigned char)e->str[i] <= 0x20 || (unsigned char)e->str[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* A link state word ("connected", "connect", ...): lower-case letters, '-' or '_'. */
+static int
+valid_link(const redisReply *e)
+{
+    if (!is_text(e) || e->len < 1 || e->len >= HEALTH_LINK_MAX)
+        return 0;
+    for (size_t i = 0; i < e->len; i++) {
+        char c = e->str[i];
+        if (!((c >= 'a' && c <= 'z') || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ["slave", host, port, state, offset]: fills OUT's master and link; 0, or -1 if malformed. */
+static int
+parse_replica(const redisReply *r, struct role_info *out)
+{
+    const redisReply *host, *port, *link;
+
+    if (r->elements < 4)
+        return -1;
+    host = r->element[1];
+    port = r->element[2];
+    link = r->element[3];
+    if (!valid_host(host) || port == NULL || port->type != REDIS_REPLY_INTEGER ||
+        port->integer < 0 || port->integer > 65535 || !valid_link(link))
+        return -1;
+    /* an IPv6 literal is bracketed, as in the config's addresses */
+    snprintf(out->master, sizeof(out->master),
+             memchr(host->str, ':', host->len) ? "[%.*s]:%lld" : "%.*s:%lld", (int)host->len,
+             host->str, (long long)port->integer);
+    memcpy(out->link, link->str, link->len);
+    out->link[link->len] = '\0';
+    return 0;
+}
+
+int
+reply_parse_role(const redisReply *r, struct role_info *out)
+{
+    const redisReply *e;
+
+    health_role_clear(out);
+    if (r == NULL)
+        return -1;
+    if (r->type == REDIS_REPLY_ERROR)
+        return has_word_prefix(r->str, r->len, "NOPERM") ? REPLY_ROLE_NOPERM : -1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return -1;
+    e = r->element[0];
+    if (text_is(e, "master")) {
+        /* ["master", offset, [[ip, port, offset], ...]] */
+        if (r->elements < 3 || r->element[2] == NULL || r->element[2]->type != REDIS_REPLY_ARRAY)
+            return -1;
+        out->role = ROLE_MASTER;
+        out->replicas = (int)r->element[2]->elements; /* at most REPLY_MAX_ELEMENTS */
+        return 0;
+    }
+    if (text_is(e, "slave") || text_is(e, "replica")) {
+        if (parse_replica(r, out) < 0) {
+            health_role_clear(out);
+            return -1;
+        }
+        out->role = ROLE_REPLICA;
+        return 0;
+    }
+    if (text_is(e, "sentinel")) {
+        out->role = ROLE_SENTINEL;
+        return 0;
+    }
+    /* a role of another server (KeyDB's "active-replica"): known form, unknown role */
+    return is_text(e) ? 0 : -1;
 }
 
 /*
@@ -124,11 +205,46 @@ reply_bound_reader(redisReader *r)
     r->fn = &bounded_fns;
 }
 
+/* PREFIX and the start of ERRSTR, printable, into REASON. */
+static void
+error_text(const char *errstr, const char *prefix, char *reason, size_t len)
+{
+    char buf[96];
+
+    util_strlcpy(buf, errstr, sizeof(buf));
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    snprintf(reason, len, "%s%s", prefix, buf);
+}
+
+/* The errors of the agent's own resources: they say nothing about the Redis. */
+static const int agent_errnos[] = {EMFILE, ENFILE, ENOMEM, ENOBUFS};
+
+/* Whether hiredis's error text ERRSTR ends with the text of one of agent_errnos. */
+static int
+agent_fault(const char *errstr)
+{
+    size_t n = strlen(errstr);
+
+    for (size_t i = 0; i < ARRAY_LEN(agent_errnos); i++) {
+        const char *t = strerror(agent_errnos[i]);
+        size_t tn = strlen(t);
+        if (n >= tn && strcmp(errstr + n - tn, t) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 enum probe_status
 reply_classify_error(int err, const char *errstr, char *reason, size_t len)
 {
+    if (err == REDIS_ERR_IO && errstr != NULL && agent_fault(errstr)) {
+        error_text(errstr, "agent error: ", reason, len);
+        return PROBE_AGENT_ERROR;
+    }
     if (err == REDIS_ERR_OOM) {
-        /* a bounded reader refused an oversized reply (see reply_bound_reader) */
+        /* a bounded link or reader refused an oversized reply (redislink.c, reply_bound_reader) */
         util_strlcpy(reason, "protocol error: reply too large", len);
         return PROBE_FAILED;
     }
@@ -153,12 +269,7 @@ reply_classify_error(int err, const char *errstr, char *reason, size_t len)
         return PROBE_FAILED;
     }
     if (errstr != NULL && errstr[0] != '\0') {
-        char buf[96];
-        util_strlcpy(buf, errstr, sizeof(buf));
-        for (char *p = buf; *p; p++)
-            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-                *p = '?';
-        snprintf(reason, len, "connection error: %s", buf);
+        error_text(errstr, "connection error: ", reason, len);
         return PROBE_FAILED;
     }
     util_strlcpy(reason, "connection lost", len);

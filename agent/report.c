@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "maint.h"
 #include "selfstat.h"
 #include "stats.h"
 #include "upgrade.h"
@@ -18,8 +19,13 @@ static const char help_text[] = "commands:\n"
                                 "stats      the agent's counters, one line of JSON\n"
                                 "instances  every instance's state, one line of JSON\n"
                                 "metrics    Prometheus text exposition (format 0.0.4)\n"
+                                "maint NAME on [DURATION] [REASON]\n"
+                                "           publish NAME as in maintenance (root or the "
+                                "agent's user)\n"
+                                "maint NAME off\n"
+                                "           end it\n"
                                 "upgrade    re-execute the installed binary in place, keeping "
-                                "the ZooKeeper session\n";
+                                "the ZooKeeper session (root or the agent's user)\n";
 
 /*
  * SPEC: changes of replicas or latency_us alone cause no write, so a node read back after an
@@ -61,6 +67,16 @@ set(json_t *o, const char *key, json_t *v)
     json_object_set_new(o, key, v);
 }
 
+/* "role", "master", "link", "replicas", in the order of SPEC's status document. */
+static void
+set_role(json_t *o, const struct role_info *r)
+{
+    set(o, "role", json_string(health_role_name(r->role)));
+    set(o, "master", jstr(r->master));
+    set(o, "link", jstr(r->link));
+    set(o, "replicas", json_integer(r->replicas));
+}
+
 static struct zkpub_stats
 zk_stats(struct agent *a)
 {
@@ -96,6 +112,7 @@ report_stats_json(struct agent *a, struct sbuf *out)
     set(o, "heap_bytes", json_integer(ss.heap_bytes));
     set(o, "fds", json_integer(ss.fds));
     set(o, "instances", json_integer(a->ninstances));
+    set(o, "instances_maint", json_integer(maint_count(a->maint)));
     set(o, "probes_total", json_integer((json_int_t)(c->probes_ok + c->probes_failed)));
     set(o, "probes_ok", json_integer((json_int_t)c->probes_ok));
     set(o, "probes_failed", json_integer((json_int_t)c->probes_failed));
@@ -103,6 +120,7 @@ report_stats_json(struct agent *a, struct sbuf *out)
     set(o, "probes_inflight", json_integer(a->inflight));
     set(o, "max_inflight", json_integer(a->conf->max_inflight));
     set(o, "probes_skipped", json_integer((json_int_t)c->probes_skipped));
+    set(o, "probes_agent_errors", json_integer((json_int_t)c->probes_agent_errors));
     set(o, "probes_tilted", json_integer((json_int_t)c->probes_tilted));
     set(o, "state_changes", json_integer((json_int_t)c->state_changes));
     set(o, "zk_state", json_string(zs.state));
@@ -125,6 +143,18 @@ report_stats_json(struct agent *a, struct sbuf *out)
     dump_json(o, out);
 }
 
+/* An instance's `maint` field: null, or {"until_ms","reason"}. */
+static json_t *
+maint_json(const struct maint_mark *mk)
+{
+    if (mk == NULL)
+        return json_null();
+    json_t *o = json_object();
+    set(o, "until_ms", json_integer(mk->until_ms));
+    set(o, "reason", jstr(mk->reason));
+    return o;
+}
+
 void
 report_instances_json(struct agent *a, struct sbuf *out)
 {
@@ -138,18 +168,20 @@ report_instances_json(struct agent *a, struct sbuf *out)
         set(o, "cluster", jstr(inst->conf->cluster));
         set(o, "address", jstr(inst->conf->address));
         set(o, "state", json_string(health_state_name(h->state)));
-        set(o, "role", json_string(health_role_name(h->role)));
+        set_role(o, &h->role);
         set(o, "since_ms", json_integer(h->since_ms));
         set(o, "last_check_ms", json_integer(h->last_check_ms));
         set(o, "latency_us", json_integer(h->latency_us));
         set(o, "consecutive_ok", json_integer(h->consecutive_ok));
         set(o, "consecutive_fail", json_integer(h->consecutive_fail));
         set(o, "reason", jstr(h->reason));
+        set(o, "maint", maint_json(maint_get(a->maint, inst->conf->name)));
         set(o, "published", json_boolean(zkpub_node_published(inst->zn)));
         set(o, "probes_ok", json_integer((json_int_t)inst->probes_ok));
         set(o, "probes_failed", json_integer((json_int_t)inst->probes_failed));
         set(o, "probes_timeout", json_integer((json_int_t)inst->probes_timeout));
         set(o, "probes_skipped", json_integer((json_int_t)inst->probes_skipped));
+        set(o, "probes_agent_errors", json_integer((json_int_t)inst->probes_agent_errors));
         json_array_append_new(arr, o);
     }
     dump_json(arr, out);
@@ -159,17 +191,19 @@ void
 report_status_doc(const struct inst *inst, const char *agent_name, struct sbuf *out)
 {
     const struct health *h = &inst->health;
+    /* A maintenance mark overrides the probed state, its reason and since (the mark's start). */
+    const struct maint_mark *mk = maint_get(inst->agent->maint, inst->conf->name);
     json_t *o = json_object();
 
     set(o, "name", jstr(inst->conf->name));
     set(o, "cluster", jstr(inst->conf->cluster));
     set(o, "address", jstr(inst->conf->address));
     set(o, "agent", jstr(agent_name));
-    set(o, "state", json_string(health_state_name(h->state)));
-    set(o, "role", json_string(health_role_name(h->role)));
-    set(o, "since_ms", json_integer(h->since_ms));
+    set(o, "state", json_string(mk ? "maint" : health_state_name(h->state)));
+    set_role(o, &h->role);
+    set(o, "since_ms", json_integer(mk ? mk->since_ms : h->since_ms));
     set(o, "latency_us", json_integer(h->latency_us));
-    set(o, "reason", jstr(h->reason));
+    set(o, "reason", jstr(mk ? mk->reason : h->reason));
     dump_json(o, out);
 }
 
@@ -269,7 +303,7 @@ report_metrics(struct agent *a, struct sbuf *out)
     TAILQ_FOREACH (inst, &a->instances, link) {
         sbuf_adds(out, "sentinel_agent_instance_role");
         inst_labels(out, inst);
-        sbuf_printf(out, ",role=\"%s\"} 1\n", health_role_name(inst->health.role));
+        sbuf_printf(out, ",role=\"%s\"} 1\n", health_role_name(inst->health.role.role));
     }
     family(out, "sentinel_agent_instance_latency_seconds", "gauge",
            "Round trip of the instance's last successful probe.");
@@ -285,6 +319,15 @@ report_metrics(struct agent *a, struct sbuf *out)
         inst_labels(out, inst);
         sbuf_printf(out, "} %d\n", zkpub_node_published(inst->zn));
     }
+    family(out, "sentinel_agent_instance_maint", "gauge",
+           "1 while an operator has the instance in maintenance.");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        sbuf_adds(out, "sentinel_agent_instance_maint{name=\"");
+        label_value(out, inst->conf->name);
+        sbuf_adds(out, "\",cluster=\"");
+        label_value(out, inst->conf->cluster);
+        sbuf_printf(out, "\"} %d\n", maint_get(a->maint, inst->conf->name) != NULL);
+    }
 
     family(out, "sentinel_agent_probes_total", "counter", "Completed probes by result.");
     sbuf_printf(out, "sentinel_agent_probes_total{result=\"ok\"} %" PRIu64 "\n", c->probes_ok);
@@ -295,6 +338,10 @@ report_metrics(struct agent *a, struct sbuf *out)
     metric_u(out, "sentinel_agent_probes_skipped_total", "counter",
              "Due probes not started: previous still in flight or max_inflight reached.",
              c->probes_skipped);
+    metric_u(out, "sentinel_agent_probes_agent_errors_total", "counter",
+             "Probes the agent itself could not run (no fd, no memory): no verdict, no state "
+             "change.",
+             c->probes_agent_errors);
     metric_u(out, "sentinel_agent_probes_inflight", "gauge", "Probes in flight now.",
              (uint64_t)a->inflight);
     metric_u(out, "sentinel_agent_probes_tilted_total", "counter",
@@ -339,7 +386,7 @@ report_metrics(struct agent *a, struct sbuf *out)
 }
 
 void
-report_answer(void *ud, const char *line, struct sbuf *out)
+report_answer(void *ud, const struct stats_peer *peer, const char *line, struct sbuf *out)
 {
     struct agent *a = ud;
     char cmd[STATS_LINE_MAX + 1];
@@ -364,8 +411,17 @@ report_answer(void *ud, const char *line, struct sbuf *out)
     } else if (strcmp(cmd, "metrics") == 0) {
         report_metrics(a, out);
         sbuf_adds(out, "\n");
+    } else if (strncmp(cmd, "maint", 5) == 0 && (cmd[5] == ' ' || cmd[5] == '\0')) {
+        char err[256];
+        json_t *o = json_object();
+        if (agent_maint(a, peer, cmd + 5, err, sizeof(err)) == 0)
+            set(o, "ok", json_true());
+        else
+            set(o, "error", jstr(err));
+        dump_json(o, out);
+        sbuf_adds(out, "\n\n");
     } else if (strcmp(cmd, "upgrade") == 0) {
-        upgrade_command(a->upgrade, out);
+        upgrade_command(a->upgrade, peer, out);
     } else {
         char msg[128];
         snprintf(msg, sizeof(msg), "unknown command: %.100s", cmd);

@@ -25,6 +25,17 @@
 size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
+int64_t
+selfstat_heap_bytes(void)
+{
+#ifdef SELFSTAT_ASAN
+    return (int64_t)__sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2();
+    return (int64_t)(mi.uordblks + mi.hblkhd);
+#endif
+}
+
 /* Reads "Threads:", "VmRSS:" and "VmHWM:" from /proc/self/status. */
 static void
 read_status(struct selfstat *s)
@@ -105,12 +116,7 @@ selfstat_read(struct selfstat *s)
     s->rss_peak_bytes = -1;
     read_status(s);
     s->fds = count_fds();
-#ifdef SELFSTAT_ASAN
-    s->heap_bytes = (int64_t)__sanitizer_get_current_allocated_bytes();
-#else
-    struct mallinfo2 mi = mallinfo2();
-    s->heap_bytes = (int64_t)(mi.uordblks + mi.hblkhd);
-#endif
+    s->heap_bytes = selfstat_heap_bytes();
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         s->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;

@@ -31,6 +31,8 @@ static const char too_long_answer[] = "{\"error\":\"line too long\"}\n\n";
  * at most one answer plus one input buffer.
  */
 struct stats_client {
+    struct stats_peer peer;      /* read at the first command (SO_PEERCRED is the connector's) */
+    int peer_read;               /* peer has been asked of the kernel */
     size_t inlen;                /* bytes in in[] */
     int eof;                     /* the client shut down its side: read no more */
     int closing;                 /* linger as soon as the output is sent (after a line too long) */
@@ -69,8 +71,25 @@ client_answer(struct stats_server *s, struct sockserv_conn *c, char *line, size_
     for (size_t i = 0; i < len; i++)
         if (line[i] == '\0')
             line[i] = '?';
-    s->current = c;
-    s->answer(s->ud, line, sockserv_out(c));
+    /*
+     * The credentials the kernel recorded at connect(), whenever they are asked for: so once,
+     * at the first command, rather than at accept for every client that never sends one.
+     */
+    struct stats_client *sc = sockserv_data(c);
+    if (!sc->peer_read) {
+        struct ucred uc;
+        socklen_t ulen = sizeof(uc);
+        sc->peer_read = 1;
+        if (getsockopt(sockserv_fd(c), SOL_SOCKET, SO_PEERCRED, &uc, &ulen) == 0 &&
+            ulen == sizeof(uc)) {
+            sc->peer.known = 1;
+            sc->peer.pid = uc.pid;
+            sc->peer.uid = uc.uid;
+            sc->peer.gid = uc.gid;
+        }
+    }
+    s->current = c; /* stats_defer() may be called by the answer */
+    s->answer(s->ud, &sc->peer, line, sockserv_out(c));
     s->current = NULL;
     s->ctr.commands++;
 }
@@ -222,19 +241,6 @@ stats_complete(struct stats_server *s, const char *text)
 }
 
 int
-stats_peer_uid(struct stats_server *s, uid_t *uid)
-{
-    struct ucred cr;
-    socklen_t len = sizeof(cr);
-
-    if (s->current == NULL ||
-        getsockopt(sockserv_fd(s->current), SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-        return -1;
-    *uid = cr.uid;
-    return 0;
-}
-
-int
 stats_listen_fd(const struct stats_server *s)
 {
     return sockserv_listen_fd(s->ss);
@@ -288,8 +294,8 @@ clear_stale(const char *path, const struct sockaddr_un *sun, char *err, size_t e
 }
 
 struct stats_server *
-stats_listen(struct ev_loop *loop, const char *path, mode_t mode, stats_answer_fn answer, void *ud,
-             char *err, size_t errlen)
+stats_listen(struct ev_loop *loop, const char *path, mode_t mode, gid_t group,
+             stats_answer_fn answer, void *ud, char *err, size_t errlen)
 {
     struct sockaddr_un sun;
     struct stat st;
@@ -325,6 +331,14 @@ stats_listen(struct ev_loop *loop, const char *path, mode_t mode, stats_answer_f
     }
     if (chmod(path, mode) < 0) {
         snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
+        goto fail_unlink;
+    }
+    /* Before listen(): nobody connects while the file still has the process's group. */
+    if (group != (gid_t)-1 && chown(path, (uid_t)-1, group) < 0) {
+        int saved = errno;
+        snprintf(err, errlen, "cannot give %s to group %u: %s%s", path, (unsigned)group,
+                 strerror(saved),
+                 saved == EPERM ? " (the agent must be a member of stats_socket_group)" : "");
         goto fail_unlink;
     }
     if (lstat(path, &st) < 0) {

@@ -211,10 +211,17 @@ upgrade_stats_adopt(struct upgrade *up, stats_answer_fn fn, void *ud)
     fd = up->ho->stats_fd;
     up->ho->stats_fd = -1;
     s = stats_adopt(a->loop, fd, a->conf->stats_socket, fn, ud, err, sizeof(err));
-    if (s == NULL)
+    if (s == NULL) {
         log_warn("stats", "%s: listening anew", err);
-    else if (chmod(a->conf->stats_socket, a->conf->stats_socket_mode) < 0)
+        return NULL;
+    }
+    /* The config may have changed since the file was made: its mode and group as a reload. */
+    if (chmod(a->conf->stats_socket, a->conf->stats_socket_mode) < 0)
         log_warn("stats", "cannot change the mode of %s", a->conf->stats_socket);
+    gid_t g = a->conf->stats_socket_gid != (gid_t)-1 ? a->conf->stats_socket_gid : getegid();
+    if (chown(a->conf->stats_socket, (uid_t)-1, g) < 0)
+        log_warn("stats", "cannot give %s to group %u: %s", a->conf->stats_socket, (unsigned)g,
+                 strerror(errno));
     return s;
 }
 
@@ -632,17 +639,17 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 void
-upgrade_command(struct upgrade *up, struct sbuf *out)
+upgrade_command(struct upgrade *up, const struct stats_peer *peer, struct sbuf *out)
 {
     struct agent *a = up->a;
-    char err[256];
-    uid_t uid;
+    char err[256], by[64];
 
-    if (stats_peer_uid(a->stats, &uid) < 0 || (uid != 0 && uid != geteuid())) {
+    if (!agent_peer_may_change(peer)) {
         sbuf_adds(out, "{\"error\":\"permission denied\"}\n\n");
         return;
     }
-    if (upgrade_begin(up, "upgrade command", err, sizeof(err)) < 0) {
+    snprintf(by, sizeof(by), "upgrade command by uid %u", (unsigned)peer->uid);
+    if (upgrade_begin(up, by, err, sizeof(err)) < 0) {
         sbuf_printf(out, "{\"error\":\"upgrade refused: %s\"}\n\n", err);
         return;
     }

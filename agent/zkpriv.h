@@ -16,15 +16,16 @@
 #define ZK_BATCH_MAX 128 /* creates and deletes sent as one multi request */
 
 enum zkop {
-    ZKOP_CONT_CREATE = 0, /* create a persistent container */
+    ZKOP_CONT_EXISTS = 0, /* does a persistent container exist? (a read, not a transaction) */
+    ZKOP_CONT_CREATE,     /* create a persistent container */
     ZKOP_CREATE,          /* create our ephemeral node */
     ZKOP_CHECK,           /* get a node that already existed: whose is it? */
-    ZKOP_TAKEOVER,        /* delete a stale node of a previous incarnation of this agent */
+    ZKOP_TAKEOVER,        /* replace a stale node of a previous incarnation: delete + create */
     ZKOP_SET,             /* rewrite our node */
     ZKOP_DELETE,          /* delete our node (removed instance, shutdown) */
     ZKOP_EXISTS,          /* (re-)arm the node's exists-watch */
     ZKOP_UNWATCH,         /* drop the exists-watch of a node we give up */
-    ZKOP_MULTI,           /* create or delete several of our nodes in one request */
+    ZKOP_MULTI,           /* create, delete or take over several of our nodes in one request */
 };
 
 /*
@@ -62,6 +63,7 @@ struct zknode {
     int conflict;      /* held by another agent: not overwritten */
     int solo;          /* a multi with it failed: written alone in this session */
     int waiting;       /* on z->waiting: its watch is sent once the creates are answered */
+    int lone;          /* a takeover multi with it failed: taken over alone in this session */
     int verify;        /* resumed session: read it back before writing (it may be ours) */
     int32_t version;   /* data version of our last write, -1 unknown */
     uint64_t want_gen; /* generation of the desired document (0: nothing to write yet) */
@@ -71,20 +73,26 @@ struct zknode {
 };
 
 /*
- * Creates and deletes gathered during one loop iteration, sent as one multi request:
+ * Creates, deletes and takeovers gathered during one loop iteration, sent as one multi request:
  * ZooKeeper spends far less server CPU per node on a multi of creates than on single creates
  * (docs/performance.md), and that is what publishing thousands of nodes at start-up or after a
- * new session, and deleting them at shutdown, is limited by. Owner: the publisher while open
- * (z->batch, sent or discarded before the loop next sleeps), then its request (r->batch), freed by
- * zk_req_release(). The client reads OPS and writes RESULTS until the completion, so they live here
- * and not on a stack. Each node in it is busy.
+ * new session, and deleting them at shutdown, is limited by. A takeover (a stale node of our
+ * previous incarnation) is two operations, delete at the version we read and create, so that a
+ * reader sees the node change owner and never sees it missing. Owner: the publisher while open
+ * (z->batch, sent or discarded before the loop next sleeps), then its request (r->batch), freed
+ * by zk_req_release(). The client reads OPS and writes RESULTS until the completion, so they
+ * live here and not on a stack. Each node in it is busy.
  */
 struct zkbatch {
-    int count;
-    int deletes; /* how many of them are deletes */
+    int count;     /* entries (nodes) */
+    int nops;      /* operations: a takeover counts two */
+    int deletes;   /* how many entries are deletes */
+    int takeovers; /* how many entries are takeovers */
     struct zknode *nodes[ZK_BATCH_MAX];
-    uint64_t gens[ZK_BATCH_MAX]; /* document generation sent */
-    char *docs[ZK_BATCH_MAX];    /* NULL: delete the node */
+    enum zkop kinds[ZK_BATCH_MAX];  /* ZKOP_CREATE, ZKOP_DELETE or ZKOP_TAKEOVER */
+    int32_t versions[ZK_BATCH_MAX]; /* ZKOP_TAKEOVER: the stale node's version */
+    uint64_t gens[ZK_BATCH_MAX];    /* document generation sent */
+    char *docs[ZK_BATCH_MAX];       /* NULL for a delete */
     zoo_op_t ops[ZK_BATCH_MAX];
     zoo_op_result_t results[ZK_BATCH_MAX];
 };
@@ -146,11 +154,30 @@ struct zkpub {
     enum zkstate state;
     uint64_t connects;    /* connections made: every one after the first is a reconnect */
     ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
+    /* Our own back-off between handles (the client's reconnect pace is no defence against a
+     * server that answers nonsense; see zksession.c): */
+    int open_fails;         /* handles given up in a row: the back-off's exponent */
+    ev_tstamp open_at;      /* no new handle before this */
+    ev_tstamp connected_at; /* when the current connection was established (0: none) */
+    int short_conns;        /* connections in a row lost right after the handshake */
+    int handle_connects;    /* connections made by the current handle */
+    clientid_t resume;      /* session the next handle presents (client_id 0: a new one) */
+    ev_tstamp last_reply;   /* last reply of the current handle (0: none yet) */
+    /* The watchdog of the client's threads (CPU) and of the heap (zksession.c): */
+    ev_tstamp cpu_at;         /* wall time of the last CPU sample */
+    double cpu_others;        /* CPU seconds of every thread but the loop's at that sample */
+    int64_t heap_base;        /* heap in use when the publisher was last settled */
+    pthread_t restarter;      /* closes zh_restarting off the loop (a restart) */
+    zhandle_t *zh_restarting; /* the handle `restarter` owns; set while it runs */
+    ev_async restart_done;    /* `restarter` returned */
     int64_t session_id;
-    int64_t resume_id;  /* the handed-over session presented at the first connect, or 0 */
-    char resume_pw[16]; /* its password, wiped once the client has it */
-    int resumed;        /* the current session is the handed-over one */
-    int zh_inits;       /* handles made: only the first presents the handed-over session */
+    /*
+     * The session the previous image handed over (an upgrade; client_id 0: none): every
+     * handle presents it until a server answers the handshake, confirming it (then `resumed`)
+     * or not (then the nodes are taken over), or until it is given up as lost. Wiped then.
+     */
+    clientid_t handed;
+    int resumed;                      /* the current session is the handed-over one */
     const char *const *volatile_keys; /* zkpub_set_volatile_keys(); NULL: none */
     int pending;
     int creates;   /* create and multi requests in flight */
@@ -183,11 +210,13 @@ void zkcb_node_watch(zhandle_t *zh, int type, int state, const char *path, void 
 
 /* ---- zksession.c ---- */
 
-/* The client's log callback (its threads): each line becomes one of ours, "zookeeper client". */
+/* The client's log callback (its threads): each line becomes one of ours, "zkclient". */
 void zkcb_log(const char *msg);
 
 /* ---- zkpub.c: requests, nodes and containers ---- */
 
+/* The retry delay after FAILS failures in a row: 0.5 s doubling to 30 s. */
+ev_tstamp zk_backoff(int fails);
 /* Registers a request of OP for node N or container C (either may be NULL), which is busy. */
 struct zkreq *zk_req_new(struct zkpub *z, enum zkop op, struct zknode *n, struct zkcont *c);
 /* Forgets R: its node or container is free for the next request (frees its batch). */
@@ -200,7 +229,7 @@ struct zkcont *zk_cont_get(struct zkpub *z, const char *path);
 void zk_node_render(struct zknode *n, struct sbuf *sb);
 /* Creates (OP ZKOP_CREATE) or rewrites (ZKOP_SET) N with DOC, LEN bytes of generation GEN. */
 void zk_node_send_text(struct zknode *n, enum zkop op, const char *doc, int len, uint64_t gen);
-/* Deletes N (OP ZKOP_DELETE or ZKOP_TAKEOVER) at VERSION (-1: any). */
+/* Deletes N (OP ZKOP_DELETE) at VERSION (-1: any). */
 void zk_node_send_delete(struct zknode *n, enum zkop op, int version);
 /* ZooKeeper confirmed our create of N with the document of generation GEN. */
 void zk_node_created(struct zknode *n, uint64_t gen);
@@ -229,6 +258,8 @@ void zk_on_watch(struct zkpub *z, struct zknode *n, int type);
 
 /* Adds N's create (OP ZKOP_CREATE) or delete (ZKOP_DELETE) to the open batch. */
 void zk_batch_add(struct zknode *n, enum zkop op);
+/* Replaces N's stale node (of our previous incarnation, at VERSION) by ours in one multi. */
+void zk_batch_takeover(struct zknode *n, int32_t version);
 /* Drops the open batch unsent: its nodes are idle again. */
 void zk_batch_discard(struct zkpub *z);
 /* Frees B; RELEASE: its nodes are idle again. */

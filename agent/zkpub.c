@@ -14,8 +14,12 @@
 #define ZK_BACKOFF_MIN_S 0.5
 #define ZK_BACKOFF_MAX_S 30.0
 
-static const char *const op_names[] = {"create", "create", "get",           "delete", "set",
-                                       "delete", "exists", "removewatches", "multi"};
+static const char *const op_names[] = {
+    [ZKOP_CONT_EXISTS] = "exists", [ZKOP_CONT_CREATE] = "create", [ZKOP_CREATE] = "create",
+    [ZKOP_CHECK] = "get",          [ZKOP_TAKEOVER] = "multi",     [ZKOP_SET] = "set",
+    [ZKOP_DELETE] = "delete",      [ZKOP_EXISTS] = "exists",      [ZKOP_UNWATCH] = "removewatches",
+    [ZKOP_MULTI] = "multi",
+};
 
 static void node_maybe_free(struct zknode *n);
 
@@ -136,8 +140,8 @@ doc_same(const struct zkpub *z, struct zknode *n, const char *data, int len)
     return same;
 }
 
-static ev_tstamp
-backoff(int fails)
+ev_tstamp
+zk_backoff(int fails)
 {
     ev_tstamp d = ZK_BACKOFF_MIN_S;
 
@@ -261,6 +265,7 @@ zk_forget_session(struct zkpub *z)
         n->created = 0;
         n->conflict = 0;
         n->solo = 0;
+        n->lone = 0;
         n->verify = 0;
         n->done_gen = 0;
         n->version = -1;
@@ -299,19 +304,34 @@ zk_all_deleted(const struct zkpub *z)
     return 1;
 }
 
+/*
+ * Makes sure container C exists: every agent of a fleet shares them, and a create of an
+ * existing one still costs the ensemble a transaction (a failed create moves the zxid), so it
+ * is looked up first (a read) and created only if missing. ZNODEEXISTS on that create (another
+ * agent was quicker) is as good as ZOK.
+ */
+static void
+cont_send(struct zkpub *z, struct zkcont *c, enum zkop op)
+{
+    struct zkreq *r = zk_req_new(z, op, NULL, c);
+
+    if (op == ZKOP_CONT_EXISTS)
+        zk_req_sent(r, zoo_aexists(z->zh, c->path, 0, zkcb_stat, r));
+    else
+        zk_req_sent(r,
+                    zoo_acreate(z->zh, c->path, NULL, -1, &z->acl, ZOO_PERSISTENT, zkcb_string, r));
+}
+
 static void
 cont_reconcile(struct zkpub *z, struct zkcont *c)
 {
-    struct zkreq *r;
-
     if (!zk_ready(z) || c->done || c->busy)
         return;
     if (ev_now(z->loop) < c->retry_at) {
         z->retry_due = 1;
         return;
     }
-    r = zk_req_new(z, ZKOP_CONT_CREATE, NULL, c);
-    zk_req_sent(r, zoo_acreate(z->zh, c->path, NULL, -1, &z->acl, ZOO_PERSISTENT, zkcb_string, r));
+    cont_send(z, c, ZKOP_CONT_EXISTS);
 }
 
 /* Creates (OP ZKOP_CREATE) or rewrites (ZKOP_SET) N with DOC, LEN bytes of generation GEN. */
@@ -467,22 +487,27 @@ fail(struct zkpub *z, const char *what, const char *path, int rc, int *fails, ev
         return; /* retried as soon as the connection is back */
     }
     (*fails)++;
-    *retry_at = ev_now(z->loop) + backoff(*fails);
-    log_warn(ZK_COMP, "%s %s failed: %s (retry in %.1fs)", what, path, zerror(rc), backoff(*fails));
+    *retry_at = ev_now(z->loop) + zk_backoff(*fails);
+    log_warn(ZK_COMP, "%s %s failed: %s (retry in %.1fs)", what, path, zerror(rc),
+             zk_backoff(*fails));
 }
 
 static void
-on_cont_reply(struct zkpub *z, struct zkcont *c, int rc)
+on_cont_reply(struct zkpub *z, struct zkcont *c, enum zkop op, int rc)
 {
+    if (op == ZKOP_CONT_EXISTS && rc == ZNONODE) {
+        cont_send(z, c, ZKOP_CONT_CREATE);
+        return;
+    }
     if (rc == ZOK || rc == ZNODEEXISTS) {
         c->done = 1;
         c->fails = 0;
-        if (rc == ZOK)
+        if (op == ZKOP_CONT_CREATE && rc == ZOK)
             log_info(ZK_COMP, "created container %s", c->path);
         zk_reconcile_all(z);
         return;
     }
-    fail(z, "create", c->path, rc, &c->fails, &c->retry_at, 0);
+    fail(z, op_names[op], c->path, rc, &c->fails, &c->retry_at, 0);
 }
 
 static void
@@ -529,7 +554,7 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
         } else if (rc == ZOK && doc_is_ours(z, e->data, e->datalen)) {
             log_info(ZK_COMP, "taking over %s from our previous session 0x%" PRIx64, n->path,
                      (uint64_t)e->owner);
-            zk_node_send_delete(n, ZKOP_TAKEOVER, e->version);
+            zk_batch_takeover(n, e->version); /* delete + create: never missing */
             return;
         } else if (rc == ZOK) {
             if (!n->conflict) {
@@ -543,10 +568,6 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
         } else if (rc != ZNONODE) {
             fail(z, "get", n->path, rc, &n->fails, &n->retry_at, 0);
         }
-        break;
-    case ZKOP_TAKEOVER:
-        if (rc != ZOK && rc != ZNONODE && rc != ZBADVERSION)
-            fail(z, "delete", n->path, rc, &n->fails, &n->retry_at, 1);
         break;
     case ZKOP_SET:
         if (rc == ZOK) {
@@ -620,7 +641,7 @@ zk_on_reply(struct zkpub *z, const struct zkev *e)
     if (z->zh == NULL)
         return; /* a closed handle's leftover: zk_close() forgets the session */
     if (done.cont) {
-        on_cont_reply(z, done.cont, e->rc);
+        on_cont_reply(z, done.cont, done.op, e->rc);
     } else {
         on_node_reply(z, &done, e);
         zk_node_reconcile(done.node);

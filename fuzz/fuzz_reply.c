@@ -49,8 +49,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)reply_classify_ping(r, small, sizeof(small));
             check_reason(small, sizeof(small));
             (void)reply_auth_failed(r);
-            if (reply_parse_role(r) > ROLE_SENTINEL)
+            struct role_info ri;
+            int rc = reply_parse_role(r, &ri);
+            if (ri.role > ROLE_SENTINEL || (rc != 0 && ri.role != ROLE_UNKNOWN))
                 abort();
+            if (strnlen(ri.master, sizeof(ri.master)) == sizeof(ri.master) ||
+                strnlen(ri.link, sizeof(ri.link)) == sizeof(ri.link))
+                abort(); /* NUL-terminated within their buffers */
+            if ((ri.role != ROLE_REPLICA && (ri.master[0] || ri.link[0])) ||
+                (ri.role != ROLE_MASTER && ri.replicas != 0) || ri.replicas < 0)
+                abort();
+            check_reason(ri.master, sizeof(ri.master));
             freeReplyObject(reply);
             replies++;
         }

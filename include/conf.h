@@ -28,6 +28,7 @@ struct conf_instance {
     char *password;   /* NULL when not set; never logged nor shown */
     int64_t interval_ms;
     int64_t timeout_ms;
+    int64_t downinter_ms; /* probe period while down: 50ms .. interval_ms */
     int rise;
     int fall;
     int line; /* line of the section header */
@@ -42,15 +43,19 @@ struct conf {
     char name[CONF_AGENT_MAX + 1];
     int64_t interval_ms;
     int64_t timeout_ms;
+    int64_t downinter_ms; /* when not set: min(250ms, interval), per instance */
     int rise;
     int fall;
     int max_inflight;
     char *stats_socket;
     mode_t stats_socket_mode;
+    char *stats_socket_group; /* as written, NULL when not set */
+    gid_t stats_socket_gid;   /* its gid, (gid_t)-1 when not set (or not resolved) */
     enum log_level log_level;
     int64_t shutdown_timeout_ms;
     char *metrics_listen;     /* NULL when off */
     struct addr metrics_addr; /* valid when metrics_listen is set */
+    char *state_dir;          /* maintenance marks (maint.c) */
     /* [zookeeper] */
     char *zk_hosts;
     char *zk_root;
@@ -99,7 +104,8 @@ const struct conf_instance *conf_find_instance(const struct conf *conf, const ch
 int conf_instance_equal(const struct conf_instance *a, const struct conf_instance *b);
 
 /*
- * Parses a duration: an integer followed by "ms", "s" or "m"; a bare integer is milliseconds.
+ * Parses a duration: an integer followed by "ms", "s", "m" or "h"; a bare integer is
+ * milliseconds. At most 24h.
  * Returns 0 and sets *MS, or -1 if S is not a duration.
  */
 int conf_parse_duration(const char *s, int64_t *ms);

@@ -18,13 +18,18 @@ struct zknode;
  * Runtime of one [instance NAME]. Owner: the agent's instance list; created by inst_new(),
  * released by inst_free() (which stops its timer and frees its probe link).
  * - conf: points into agent->conf; re-pointed by the agent when a reload swaps configs.
- * - period: the probe timer; started by inst_start(), stopped by inst_stop().
+ * - period: the probe timer; started by inst_start(), stopped by inst_stop(). On the rounds
+ *   (every interval) while up, every downinter after the previous probe while down.
+ * - firstq: its place in the agent's queue of first probes (inst_start() to its first probe,
+ *   or inst_stop()).
  * - zn: the handle of its ZooKeeper node, or NULL before its first conclusive probe. The node
  *   belongs to the publisher a->zk: inst_publish() registers it, inst_unpublish() gives it up,
  *   and the agent forgets it (sets NULL) when the publisher is shut down or replaced.
  */
 struct inst {
     TAILQ_ENTRY(inst) link;
+    TAILQ_ENTRY(inst) firstq; /* in agent->first_probes while queued */
+    int queued;               /* its first probe waits for a max_inflight slot */
     struct agent *agent;
     const struct conf_instance *conf;
     char logname[CONF_NAME_MAX + 16]; /* "instance NAME", the log component */
@@ -33,12 +38,15 @@ struct inst {
     ev_timer period;
     ev_tstamp phase_at;       /* where its probes fall in the interval, from agent->tune.base */
     ev_tstamp last_eof_probe; /* ev_now() of the last probe triggered by an idle link's EOF */
+    int down_period;          /* the period is downinter (not down: on the rounds) */
+    int role_noperm;          /* the last answered ROLE was -NOPERM (warned once) */
     struct zknode *zn;
     /* per-instance counters */
     uint64_t probes_ok;
     uint64_t probes_failed;
     uint64_t probes_timeout;
     uint64_t probes_skipped;
+    uint64_t probes_agent_errors;
 };
 
 TAILQ_HEAD(inst_list, inst);
@@ -56,8 +64,9 @@ void inst_set_conf(struct inst *inst, const struct conf_instance *conf);
 void inst_plan_rounds(struct agent *a, const struct conf *conf);
 
 /*
- * Starts probing. The first probe fires at the first round at least PHASE x interval from now
- * (0 <= PHASE < 1: the agent spreads N instances over the interval with it).
+ * Starts probing. The first probe starts at once (or, max_inflight reached, when a slot frees:
+ * the agent's queue of first probes), then the regular ones from the first round at least
+ * PHASE x interval from now (0 <= PHASE < 1: the agent spreads N instances with it).
  */
 void inst_start(struct inst *inst, double phase);
 

@@ -1,5 +1,5 @@
-/* probe.h -- one AUTH/ROLE/PING exchange with one Redis instance over a persistent hiredis async
- * link. */
+/* probe.h -- one PING/ROLE exchange with one Redis instance over a persistent hiredis async
+ * link, the stale link a timed-out exchange leaves, and the fresh-connect check. */
 #ifndef SA_PROBE_H
 #define SA_PROBE_H
 
@@ -13,17 +13,18 @@ struct redisAsyncContext; /* hiredis/async.h: only probe.c needs its insides */
 
 /* How one completed probe ended. */
 enum probe_status {
-    PROBE_OK = 0,     /* PONG */
-    PROBE_FAILED,     /* an error reply, a lost connection, garbage: counts towards fall */
-    PROBE_CONCLUSIVE, /* connection refused or missing unix socket: down at once */
-    PROBE_TIMEOUT,    /* the deadline expired: counts towards fall */
+    PROBE_OK = 0,      /* PONG */
+    PROBE_FAILED,      /* an error reply, a lost connection, garbage: counts towards fall */
+    PROBE_CONCLUSIVE,  /* connection refused or missing unix socket: down at once */
+    PROBE_TIMEOUT,     /* the deadline expired: counts towards fall */
+    PROBE_AGENT_ERROR, /* the agent's own fault (EMFILE, ENFILE, ENOMEM, ENOBUFS): no verdict */
 };
 
 /* The outcome of one probe, filled by the probe module. */
 struct probe_result {
     enum probe_status status;
-    int role_known;                 /* 1 if ROLE was answered during this probe */
-    enum inst_role role;            /* valid when role_known */
+    struct role_info role;          /* what ROLE answered; unknown if it did not say */
+    int role_noperm;                /* ROLE was refused with -NOPERM (the user lacks +role) */
     int64_t latency_us;             /* round trip of the PING, when status is PROBE_OK */
     char reason[HEALTH_REASON_MAX]; /* "" when ok, else "connection refused", "timeout", ... */
 };
@@ -35,14 +36,21 @@ struct probe_result {
 typedef void probe_done_fn(void *ud, const struct probe_result *r, int tilt);
 /* An idle link hit EOF (the server probably died): the owner may probe again at once. */
 typedef void probe_eof_fn(void *ud);
+/* A late reply arrived between probes (the server is back from a hang): probe again at once. */
+typedef void probe_wake_fn(void *ud);
 
 /*
  * The probe link of one instance. Owner: the struct inst that embeds it.
- * - loop, conf, done, eof, ud: given to probe_init(); conf points into the agent's config and
- *   is re-pointed by the owner when a reload swaps in an identical section.
+ * - loop, conf, done, eof, wake, ud: given to probe_init(); conf points into the agent's config
+ *   and is re-pointed by the owner when a reload swaps in an identical section.
  * - ac: the persistent connection, or NULL. Released by probe_close() (redisAsyncFree with
  *   ac->data cleared first), or freed by hiredis itself after a connect failure or a
  *   disconnect, in whose callbacks we only forget the pointer.
+ * - stale: ac carries a timed-out exchange, unanswered: nothing more is sent on it; its late
+ *   reply ends the probe waiting on it or wakes the owner; a probe replaces it once it has been
+ *   unanswered too long (probe.c, PROBE_STALE_MIN_S).
+ * - check_fd, check_io: the fresh-connect check's socket while it settles, else -1; closed
+ *   by probe_finish() and probe_close(). At most one per instance.
  * - deadline: armed while a probe is in flight; stopped by probe_finish() and probe_close().
  * - cmd_*: commands formatted once per instance (probe_init), freed by probe_free().
  */
@@ -51,33 +59,40 @@ struct probe {
     const struct conf_instance *conf;
     probe_done_fn *done;
     probe_eof_fn *eof;
-    void *ud; /* handed back to done and eof */
+    probe_wake_fn *wake;
+    void *ud; /* handed back to done, eof and wake */
     struct redisAsyncContext *ac;
-    int connected;      /* the connect callback said OK */
-    int inflight;       /* a probe is running */
-    ev_tstamp started;  /* ev_now() when the running probe started (deadline base) */
-    ev_tstamp t0;       /* ev_time() at the start, for the round trip */
-    ev_tstamp role_due; /* ask ROLE again once ev_now() passes this */
+    int connected;         /* the connect callback said OK */
+    int answered;          /* the link has answered a PING: not a brand new one */
+    int stale;             /* see above */
+    int checked;           /* the fresh-connect check ran for the current stale episode */
+    ev_tstamp stale_since; /* ev_now() at the start of the exchange left unanswered */
+    int inflight;          /* a probe is running */
+    ev_tstamp started;     /* ev_now() when the running probe started (deadline base) */
+    ev_tstamp t0;          /* ev_time() at the start, for the round trip */
     ev_timer deadline;
-    /* per-probe scratch, reset at each start */
+    ev_io check_io;
+    int check_fd;
+    /* the exchange on the link: what AUTH and ROLE answered, for PING's reply */
     int auth_failed;
-    int role_known;
-    enum inst_role role;
+    int role_noperm;
+    struct role_info role;
     /* pre-formatted commands */
     char *cmd_auth; /* NULL without credentials; wiped before free */
     int cmd_auth_len;
 };
 
 /*
- * Prepares P to probe the instance CONF on LOOP (formats its commands); DONE and EOF are
- * called with UD. No connection is made before probe_start().
+ * Prepares P to probe the instance CONF on LOOP (formats its commands); DONE, EOF and WAKE
+ * are called with UD. No connection is made before probe_start().
  */
 void probe_init(struct probe *p, struct ev_loop *loop, const struct conf_instance *conf,
-                probe_done_fn *done, probe_eof_fn *eof, void *ud);
+                probe_done_fn *done, probe_eof_fn *eof, probe_wake_fn *wake, void *ud);
 
 /*
- * Starts one probe: connects if needed, then AUTH (on a new connection, if configured), ROLE
- * (on a new connection and every 10 s), PING, under a deadline of the instance's timeout.
+ * Starts one probe under a deadline of the instance's timeout: connects if needed, then AUTH
+ * (on a new connection, if configured), ROLE and PING in one write. On a stale link it sends
+ * nothing and waits for the late reply (with a fresh-connect check, once per stale link).
  * Never blocks. Precondition: no probe in flight.
  */
 void probe_start(struct probe *p);

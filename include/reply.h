@@ -17,12 +17,23 @@ enum probe_status reply_classify_ping(const redisReply *r, char *reason, size_t 
 /* Returns 1 if the reply to AUTH says the credentials were refused, 0 if it is +OK. */
 int reply_auth_failed(const redisReply *r);
 
-/* Parses the reply to ROLE: the first element of the array names the role. */
-enum inst_role reply_parse_role(const redisReply *r);
+#define REPLY_ROLE_NOPERM 1 /* reply_parse_role(): -NOPERM, the user lacks +role */
+
+/*
+ * Parses the reply to ROLE into OUT, which is always filled: master (with the number of
+ * replicas it lists), replica ("slave": its master as "host:port", "[v6]:port" for an IPv6
+ * literal, and its link state), sentinel, or unknown with "" and 0 for a role ROLE does not
+ * know (KeyDB's "active-replica"). Returns 0 for a reply of a form it knows (the role may
+ * still be unknown), REPLY_ROLE_NOPERM for a -NOPERM error, -1 for any other error or a
+ * malformed reply (OUT unknown). Pure: allocates nothing.
+ */
+int reply_parse_role(const redisReply *r, struct role_info *out);
 
 /*
  * Classifies a hiredis context error (ERR is c->err, ERRSTR c->errstr) seen while connecting
- * or talking. Returns PROBE_CONCLUSIVE for a refused connection or a missing unix socket,
+ * or talking. Returns PROBE_AGENT_ERROR when the cause is the agent's own (hiredis's text
+ * ends with the strerror() of EMFILE, ENFILE, ENOMEM or ENOBUFS: "Can't create socket: Too
+ * many open files"), PROBE_CONCLUSIVE for a refused connection or a missing unix socket,
  * PROBE_FAILED otherwise, with a short cause in REASON ("connection refused", "no such
  * socket", "protocol error", "connection lost", ...).
  */

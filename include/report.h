@@ -7,8 +7,10 @@
 struct agent;
 struct inst;
 
-/* Answers one stats-socket command line for A into OUT (a stats_answer_fn). */
-void report_answer(void *a, const char *cmd, struct sbuf *out);
+struct stats_peer;
+
+/* Answers one stats-socket command line of PEER for A into OUT (a stats_answer_fn). */
+void report_answer(void *a, const struct stats_peer *peer, const char *cmd, struct sbuf *out);
 
 /* Keys of the status document whose change alone causes no write (NULL-terminated). */
 extern const char *const report_volatile_keys[];

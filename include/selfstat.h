@@ -14,6 +14,9 @@ struct selfstat {
     double start_time;      /* process start, Unix seconds */
 };
 
+/* Heap bytes in use, as heap_bytes: the allocator alone, cheap enough for a watchdog tick. */
+int64_t selfstat_heap_bytes(void);
+
 /* Fills S; fields that cannot be read are -1. */
 void selfstat_read(struct selfstat *s);
 

@@ -17,11 +17,20 @@
 
 struct stats_server;
 
+/* Who is at the other end of a client connection (SO_PEERCRED: the process that connected). */
+struct stats_peer {
+    int known; /* 0 when the kernel would not say: then nothing may be allowed on trust */
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+};
+
 /*
- * Answers one command line CMD (without its LF) by appending the whole answer, which must
- * end with an empty line, to OUT.
+ * Answers one command line CMD (without its LF) from PEER by appending the whole answer,
+ * which must end with an empty line, to OUT.
  */
-typedef void (*stats_answer_fn)(void *ud, const char *cmd, struct sbuf *out);
+typedef void (*stats_answer_fn)(void *ud, const struct stats_peer *peer, const char *cmd,
+                                struct sbuf *out);
 
 /* What the server has seen, for the agent's own counters. */
 struct stats_server_counters {
@@ -35,11 +44,11 @@ struct stats_server_counters {
 };
 
 /*
- * Listens on a unix stream socket at PATH with file mode MODE. A stale socket file (no
- * process listening) is replaced; a live one is an error. Returns the server, owned by the
- * caller, or NULL with the reason in ERR.
+ * Listens on a unix stream socket at PATH with file mode MODE and group GROUP ((gid_t)-1: the
+ * process's). A stale socket file (no process listening) is replaced; a live one is an error.
+ * Returns the server, owned by the caller, or NULL with the reason in ERR.
  */
-struct stats_server *stats_listen(struct ev_loop *loop, const char *path, mode_t mode,
+struct stats_server *stats_listen(struct ev_loop *loop, const char *path, mode_t mode, gid_t group,
                                   stats_answer_fn answer, void *ud, char *err, size_t errlen);
 
 /*
@@ -56,9 +65,6 @@ int stats_defer(struct stats_server *s);
  * -1 when the client left meanwhile (or nothing was deferred).
  */
 int stats_complete(struct stats_server *s, const char *text);
-
-/* Called by the answer function, during its call only: the peer's uid in *UID; 0, or -1. */
-int stats_peer_uid(struct stats_server *s, uid_t *uid);
 
 /*
  * Listens on FD, a listening unix stream socket at PATH inherited from the previous image of

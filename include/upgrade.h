@@ -48,10 +48,11 @@ void upgrade_restore(struct upgrade *up, struct inst *inst);
 void upgrade_started(struct upgrade *up);
 
 /*
- * The stats socket's `upgrade` command: checks the peer (root or our own user), starts the
- * upgrade and defers the answer until the config check is done, or answers an error to OUT.
+ * The stats socket's `upgrade` command from PEER: checks that it may (agent_peer_may_change()),
+ * starts the upgrade and defers the answer until the config check is done, or answers an error
+ * to OUT.
  */
-void upgrade_command(struct upgrade *up, struct sbuf *out);
+void upgrade_command(struct upgrade *up, const struct stats_peer *peer, struct sbuf *out);
 
 /* Upgrades this process has been through (0 for a fresh start). */
 unsigned long upgrade_count(const struct upgrade *up);

@@ -9,6 +9,7 @@
 # docs/performance.md and docs/perf/*.png. Takes about 22 minutes with the defaults (7 of them
 # the floor, bench/floor.c; --no-floor skips it); a quick look:
 # ./scripts/bench.sh --n 100 --window 10 --reps 3 --out /tmp/bench.json --no-report
+# The transitions (switchover, failover, recoveries) are bench/transitions.py, run apart.
 # Run it on a quiet machine: CPU figures are only as good as the machine's idleness.
 set -eu
 cd "$(dirname "$0")/.."

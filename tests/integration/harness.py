@@ -626,6 +626,8 @@ class Agent:
         keys = {"name": self.label}
         keys.update(self.DEFAULTS)
         keys["stats_socket"] = self.stats_socket
+        # Maintenance marks stay in the test's own dir, never in the host's state_dir.
+        keys["state_dir"] = self.dir
         keys.update(agent_keys)
         self.agent_keys = {k: v for k, v in keys.items() if v is not None}
         zk = {"hosts": "%s:%d" % (LOOPBACK, env.closed_port())}

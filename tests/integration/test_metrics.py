@@ -297,14 +297,17 @@ def test_http_slow_and_idle_clients_never_block_the_loop(env):
     r = env.redis()
     # Enough instances with long labels that the answer (~1 KiB each) cannot fit in the
     # socket buffers between the agent and a client that does not read: a blocking write
-    # would hang the loop. The fillers probe once an hour, so they cost next to nothing.
+    # would hang the loop. The fillers probe once an hour, so they cost next to nothing: they
+    # are down (no socket), and a down instance is probed every downinter (SPEC), so theirs is
+    # an hour too.
     absorbs = loopback_absorbs(4096)
     n = max(200, 2 * absorbs // 1000)
     if n > 20000:
         pytest.skip("loopback buffers absorb %d bytes: too much to stall a writer" % absorbs)
     insts = [instance("live", r, interval="200ms")]
     insts += [instance("f%s%06d" % ("n" * 50, i), "unix:%s/no-such-redis-%s-%06d.sock"
-                       % (env.dir, "x" * 40, i), cluster="c" * 64) for i in range(n)]
+                       % (env.dir, "x" * 40, i), cluster="c" * 64, downinter="60m")
+              for i in range(n)]
     a = metrics_agent(env, insts, interval="60m", timeout="100ms")
     a.wait_instance("live", state="up")
     port = a.http_port

@@ -11,8 +11,8 @@ import time
 from harness import instance, wait_until
 from zk import kazoo, node_doc, session_of, zk_agent, zookeeper
 
-FIELDS = {"name", "cluster", "address", "agent", "state", "role", "since_ms", "latency_us",
-          "reason"}
+FIELDS = {"name", "cluster", "address", "agent", "state", "role", "master", "link", "replicas",
+          "since_ms", "latency_us", "reason"}
 
 
 def _published(a, name):

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <grp.h>
 
 #include "conf.h"
 
@@ -209,6 +210,9 @@ test_defaults(void **state)
     assert_int_equal(c->log_level, LOGL_INFO);
     assert_int_equal(c->shutdown_timeout_ms, 5000);
     assert_null(c->metrics_listen);
+    assert_null(c->stats_socket_group);
+    assert_int_equal(c->stats_socket_gid, (gid_t)-1);
+    assert_string_equal(c->state_dir, "/var/lib/sentinel-agent");
     assert_string_equal(c->zk_hosts, "127.0.0.1:2181");
     assert_string_equal(c->zk_root, "/sentinel-agent");
     assert_int_equal(c->zk_session_timeout_ms, 10000);
@@ -289,10 +293,13 @@ test_example_config(void **state)
     /* this file is tests/unit/test_conf.c; the example is config/sentinel-agent.conf */
     snprintf(path, sizeof(path), "%.*s/../../config/sentinel-agent.conf",
              slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
-    c = conf_load(path, &errs);
+    /* Its stats_socket_group is the package's: a host without the package lacks the group. */
+    c = conf_load_flags(path, getgrnam("sentinel-agent-ops") ? 0 : CONF_NO_RESOLVE, &errs);
     for (size_t i = 0; i < errs.n; i++)
         print_error("%s\n", errs.msg[i]);
     assert_non_null(c);
+    assert_string_equal(c->stats_socket_group, "sentinel-agent-ops");
+    assert_string_equal(c->state_dir, "/var/lib/sentinel-agent");
     assert_int_equal(c->ninstances, 2);
     assert_string_equal(c->zk_hosts, "127.0.0.1:2181");
     assert_string_equal(c->stats_socket, "/run/sentinel-agent/stats.sock");
@@ -391,6 +398,33 @@ test_load_no_resolve(void **state)
     assert_null(c);
     assert_int_equal(errs.n, 1);
     assert_non_null(strstr(errs.msg[0], ":10: error: rise 0 out of range"));
+    conf_errors_free(&errs);
+    unlink(path);
+}
+
+/* sentinel-agentctl loads without resolving: a group name is then kept, not looked up. */
+static void
+test_group_no_resolve(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_conf.XXXXXX";
+    int fd = mkstemp(path);
+    struct conf_errors errs = {0};
+    struct conf *c;
+    FILE *f;
+
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("[agent]\nstats_socket_group = no-such-group-sa\n" ZK, f);
+    fclose(f);
+    c = conf_load_flags(path, CONF_NO_RESOLVE, &errs);
+    assert_non_null(c);
+    assert_string_equal(c->stats_socket_group, "no-such-group-sa");
+    assert_int_equal(c->stats_socket_gid, (gid_t)-1);
+    conf_free(c);
+    assert_null(conf_load(path, &errs));
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msg[0], ":2: error: bad stats_socket_group"));
     conf_errors_free(&errs);
     unlink(path);
 }
@@ -499,6 +533,57 @@ test_key_overrides(void **state)
     }
 }
 
+/* downinter: [agent] and per instance, 50ms .. interval; unset: min(250ms, interval). */
+static void
+test_downinter(void **state)
+{
+    (void)state;
+    struct conf *c = load_ok(ZK "[agent]\ninterval = 1s\n[instance a]\naddress = 127.0.0.1:1\n"
+                                "[instance b]\naddress = 127.0.0.1:2\ninterval = 100ms\n"
+                                "timeout = 50ms\n"
+                                "[instance c]\naddress = 127.0.0.1:3\ndowninter = 50ms\n");
+    assert_int_equal(c->downinter_ms, 250);
+    assert_int_equal(conf_find_instance(c, "a")->downinter_ms, 250);
+    assert_int_equal(conf_find_instance(c, "b")->downinter_ms, 100); /* min(250ms, 100ms) */
+    assert_int_equal(conf_find_instance(c, "c")->downinter_ms, 50);
+    conf_free(c);
+
+    /* an [agent] value is inherited; the default follows the agent's own interval */
+    c = load_ok(ZK "[agent]\ninterval = 2s\ndowninter = 1s\n[instance a]\naddress = 127.0.0.1:1\n"
+                   "[instance b]\naddress = 127.0.0.1:2\ninterval = 5s\ndowninter = 5s\n");
+    assert_int_equal(conf_find_instance(c, "a")->downinter_ms, 1000);
+    assert_int_equal(conf_find_instance(c, "b")->downinter_ms, 5000);
+    conf_free(c);
+    c = load_ok(ZK "[agent]\ninterval = 200ms\ntimeout = 100ms\n");
+    assert_int_equal(c->downinter_ms, 200);
+    conf_free(c);
+
+    /* out of range, not a duration, above the interval: errors naming the key and the line */
+    EXPECT_ERRORS(ZK "[agent]\ndowninter = 49ms\n[instance a]\naddress = 127.0.0.1:1\n"
+                     "downinter = soon\n",
+                  "4|downinter \"49ms\" out of range (50ms..60m)",
+                  "7|bad duration \"soon\" for downinter");
+    EXPECT_ERRORS(ZK "[agent]\ninterval = 1s\ndowninter = 2s\n",
+                  "5|downinter 2s exceeds interval 1s");
+    EXPECT_ERRORS(ZK "[instance a]\naddress = 127.0.0.1:1\ninterval = 1s\ndowninter = 1500ms\n",
+                  "6|downinter 1500ms exceeds interval 1s");
+    /* an explicit [agent] value above an instance's own interval: on the section header */
+    EXPECT_ERRORS(ZK "[agent]\ndowninter = 500ms\n[instance a]\naddress = 127.0.0.1:1\n"
+                     "interval = 300ms\ntimeout = 100ms\n",
+                  "5|downinter 500ms (inherited from [agent]) exceeds interval 300ms");
+    /* an instance's own value above the [agent] interval it inherits */
+    EXPECT_ERRORS(ZK "[agent]\ninterval = 1s\n[instance a]\naddress = 127.0.0.1:1\n"
+                     "downinter = 2s\n",
+                  "7|downinter 2s exceeds interval 1s (inherited from [agent])");
+
+    /* a changed downinter is a changed instance for a reload */
+    struct conf *x = load_ok(ZK "[instance a]\naddress = 127.0.0.1:1\n");
+    struct conf *y = load_ok(ZK "[instance a]\naddress = 127.0.0.1:1\ndowninter = 100ms\n");
+    assert_false(conf_instance_equal(conf_find_instance(x, "a"), conf_find_instance(y, "a")));
+    conf_free(x);
+    conf_free(y);
+}
+
 static void
 test_bad_lines(void **state)
 {
@@ -554,7 +639,8 @@ test_bad_durations(void **state)
     EXPECT_ERRORS(ZK "[agent]\ninterval = 1.5s\n", "4|bad duration \"1.5s\" for interval");
     EXPECT_ERRORS(ZK "[agent]\ninterval = -1s\n", "4|bad duration \"-1s\" for interval");
     EXPECT_ERRORS(ZK "[agent]\ninterval = 10 s\n", "4|bad duration \"10 s\" for interval");
-    EXPECT_ERRORS(ZK "[agent]\ninterval = 1h\n", "4|bad duration \"1h\" for interval");
+    EXPECT_ERRORS(ZK "[agent]\ninterval = 1H\n", "4|bad duration \"1H\" for interval");
+    EXPECT_ERRORS(ZK "[agent]\ninterval = 2h\n", "4|interval \"2h\" out of range (100ms..60m)");
     EXPECT_ERRORS(ZK "[agent]\ninterval = 99ms\n", "4|interval \"99ms\" out of range (100ms..60m)");
     EXPECT_ERRORS(ZK "[agent]\ninterval = 61m\n", "4|interval \"61m\" out of range (100ms..60m)");
     EXPECT_ERRORS(ZK "[agent]\ntimeout = 9\n", "4|timeout \"9\" out of range (10ms..60m)");
@@ -702,8 +788,28 @@ test_agent_values(void **state)
     EXPECT_ERRORS(ZK "[agent]\nmetrics_listen = 127.0.0.1:0\n",
                   "4|bad metrics_listen \"127.0.0.1:0\": bad port");
 
-    struct conf *c = load_ok(ZK "[agent]\nstats_socket_mode = 0\nlog_level = error\n"
-                                "metrics_listen = [::]:9121\nname = a b.c\n");
+    /* state_dir: an absolute path; stats_socket_group: a group name (looked up) or a gid */
+    EXPECT_ERRORS(ZK "[agent]\nstate_dir = var/lib/sa\n",
+                  "4|bad state_dir \"var/lib/sa\": must be an absolute path");
+    EXPECT_ERRORS(ZK "[agent]\nstats_socket_group = no-such-group-sa\n",
+                  "4|bad stats_socket_group \"no-such-group-sa\": no such group");
+    EXPECT_ERRORS(ZK "[agent]\nstats_socket_group = 4294967295\n",
+                  "4|bad stats_socket_group \"4294967295\": no such group");
+    struct conf *c = load_ok(ZK "[agent]\nstate_dir = /srv/sa-state\nstats_socket_group = 4242\n");
+    assert_string_equal(c->state_dir, "/srv/sa-state");
+    assert_string_equal(c->stats_socket_group, "4242");
+    assert_int_equal(c->stats_socket_gid, 4242);
+    conf_free(c);
+    struct group *gr = getgrgid(getegid());
+    if (gr != NULL) {
+        char conf[256];
+        snprintf(conf, sizeof(conf), ZK "[agent]\nstats_socket_group = %s\n", gr->gr_name);
+        c = load_ok(conf);
+        assert_int_equal(c->stats_socket_gid, getegid());
+        conf_free(c);
+    }
+    c = load_ok(ZK "[agent]\nstats_socket_mode = 0\nlog_level = error\n"
+                   "metrics_listen = [::]:9121\nname = a b.c\n");
     assert_int_equal(c->stats_socket_mode, 0);
     assert_int_equal(c->log_level, LOGL_ERROR);
     assert_int_equal(c->metrics_addr.family, AF_INET6);
@@ -867,6 +973,10 @@ test_parse_duration(void **state)
         {"1440m", 86400000},
         {"86400s", 86400000},
         {"86400000", 86400000},
+        {"1h", 3600000},
+        {"10h", 36000000},
+        {"24h", 86400000},
+        {"0h", 0},
     };
     static const char *const bad[] = {
         "",
@@ -878,7 +988,10 @@ test_parse_duration(void **state)
         "10 s",
         " 10s",
         "10s ",
-        "10h",
+        "25h",
+        "1H",
+        "1hr",
+        "1h30m",
         "1S",
         "1Ms",
         "1sec",
@@ -940,6 +1053,7 @@ main(void)
         cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_load_no_resolve),
+        cmocka_unit_test(test_group_no_resolve),
         cmocka_unit_test(test_missing_zookeeper),
         cmocka_unit_test(test_sections),
         cmocka_unit_test(test_unknown_keys),
@@ -958,6 +1072,7 @@ main(void)
         cmocka_unit_test(test_many_errors),
         cmocka_unit_test(test_no_secret_in_errors),
         cmocka_unit_test(test_instance_equal),
+        cmocka_unit_test(test_downinter),
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_errors_accumulate),
     };

@@ -36,9 +36,13 @@ round_trip(void **state)
     for (int i = 0; i < 16; i++)
         h.session.passwd[i] = (char)(i * 17);
     inst[0].health.state = INST_UP;
-    inst[0].health.role = ROLE_MASTER;
+    inst[0].health.role.role = ROLE_MASTER;
+    inst[0].health.role.replicas = 2;
     inst[0].health.since_ms = 1700000000123;
     inst[1].health.state = INST_DOWN;
+    inst[1].health.role.role = ROLE_REPLICA;
+    strcpy(inst[1].health.role.master, "[::1]:6379");
+    strcpy(inst[1].health.role.link, "connected");
     strcpy(inst[1].health.reason, "connection refused");
     assert_int_equal(handover_write(fd, &h, err, sizeof(err)), 0);
     r = handover_read(fd, err, sizeof(err));
@@ -56,7 +60,16 @@ round_trip(void **state)
     assert_non_null(b);
     assert_int_equal(b->health.state, INST_DOWN);
     assert_string_equal(b->health.reason, "connection refused");
-    assert_int_equal(handover_find(r, "a", "127.0.0.1:1")->health.since_ms, 1700000000123);
+    /* the role info (issue 11) travels whole: the new image renders the same document */
+    assert_int_equal(b->health.role.role, ROLE_REPLICA);
+    assert_string_equal(b->health.role.master, "[::1]:6379");
+    assert_string_equal(b->health.role.link, "connected");
+    assert_int_equal(b->health.role.replicas, 0);
+    const struct handover_inst *a = handover_find(r, "a", "127.0.0.1:1");
+    assert_int_equal(a->health.since_ms, 1700000000123);
+    assert_int_equal(a->health.role.role, ROLE_MASTER);
+    assert_int_equal(a->health.role.replicas, 2);
+    assert_string_equal(a->health.role.master, "");
     handover_free(r);
     close(fd);
 }
@@ -71,6 +84,12 @@ unknown_version_is_refused(void **state)
     assert_null(handover_read(fd, err, sizeof(err)));
     assert_non_null(strstr(err, "version \"2\" not understood"));
     close(fd);
+    fd = memfd_with("sentinel-agent handover 1x\n{\"stats_fd\":3,\"instances\":[]}");
+    assert_null(handover_read(fd, err, sizeof(err)));
+    close(fd);
+    fd = memfd_with("sentinel-agent handover 0\n{\"stats_fd\":3,\"instances\":[]}");
+    assert_null(handover_read(fd, err, sizeof(err)));
+    close(fd);
 }
 
 static void
@@ -84,6 +103,9 @@ malformed_is_refused(void **state)
         "sentinel-agent handover 1\n{\"stats_fd\":3,\"instances\":[{\"name\":\"a\"}]}",
         "sentinel-agent handover 1\n{\"stats_fd\":3,\"instances\":[],\"zk\":{\"session\":\"0x1\","
         "\"passwd\":\"zz\"}}",
+        /* an instance without the role info: not guessed at */
+        "sentinel-agent handover 1\n{\"stats_fd\":3,\"instances\":[{\"name\":\"a\",\"address\":"
+        "\"h:1\",\"state\":\"up\",\"role\":\"master\",\"reason\":\"\"}]}",
     };
     char err[256];
 

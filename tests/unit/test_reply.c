@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -89,11 +90,24 @@ auth_replies(void **state)
     freeReplyObject(nopass);
 }
 
+/* Parses RESP as ROLE's reply; checks the return code WANT_RC and the role; OUT gets it all. */
 static void
-check_role(const char *resp, enum inst_role want)
+check_role(const char *resp, int want_rc, enum inst_role want, struct role_info *out)
 {
     redisReply *r = parse(resp);
-    assert_int_equal(reply_parse_role(r), want);
+    struct role_info scratch;
+
+    if (out == NULL)
+        out = &scratch;
+    memset(out, 'x', sizeof(*out)); /* every field must be written */
+    assert_int_equal(reply_parse_role(r, out), want_rc);
+    assert_int_equal(out->role, want);
+    if (want != ROLE_REPLICA) {
+        assert_string_equal(out->master, "");
+        assert_string_equal(out->link, "");
+    }
+    if (want != ROLE_MASTER)
+        assert_int_equal(out->replicas, 0);
     freeReplyObject(r);
 }
 
@@ -101,15 +115,93 @@ static void
 role_replies(void **state)
 {
     (void)state;
-    check_role("*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n", ROLE_MASTER);
-    check_role("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n",
-               ROLE_REPLICA);
-    check_role("*2\r\n$8\r\nsentinel\r\n*0\r\n", ROLE_SENTINEL);
-    check_role("*1\r\n$7\r\nunknown\r\n", ROLE_UNKNOWN);
-    check_role("*0\r\n", ROLE_UNKNOWN);
-    check_role("-NOPERM no permission\r\n", ROLE_UNKNOWN);
-    check_role("*1\r\n:1\r\n", ROLE_UNKNOWN);
-    assert_int_equal(reply_parse_role(NULL), ROLE_UNKNOWN);
+    struct role_info ri;
+
+    check_role("*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n", 0, ROLE_MASTER, &ri);
+    assert_int_equal(ri.replicas, 0);
+    check_role("*3\r\n$6\r\nmaster\r\n:10\r\n*2\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n"
+               "$2\r\n10\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6381\r\n$2\r\n10\r\n",
+               0, ROLE_MASTER, &ri);
+    assert_int_equal(ri.replicas, 2);
+    check_role("*2\r\n$8\r\nsentinel\r\n*0\r\n", 0, ROLE_SENTINEL, NULL);
+    /* a role of another server (KeyDB): a form known, a role not */
+    check_role(
+        "*5\r\n$14\r\nactive-replica\r\n$8\r\n10.0.0.1\r\n:6380\r\n$9\r\nconnected\r\n:1\r\n", 0,
+        ROLE_UNKNOWN, NULL);
+    check_role("*1\r\n$7\r\nunknown\r\n", 0, ROLE_UNKNOWN, NULL);
+    /* garbage */
+    check_role("*0\r\n", -1, ROLE_UNKNOWN, NULL);
+    check_role("*1\r\n:1\r\n", -1, ROLE_UNKNOWN, NULL);
+    check_role(":42\r\n", -1, ROLE_UNKNOWN, NULL);
+    check_role("$6\r\nmaster\r\n", -1, ROLE_UNKNOWN, NULL);
+    check_role("*3\r\n*1\r\n$6\r\nmaster\r\n:0\r\n*0\r\n", -1, ROLE_UNKNOWN, NULL);
+    check_role("*2\r\n$6\r\nmaster\r\n:0\r\n", -1, ROLE_UNKNOWN, NULL);
+    check_role("*3\r\n$6\r\nmaster\r\n:0\r\n:0\r\n", -1, ROLE_UNKNOWN, NULL);
+    /* errors: NOPERM is told apart */
+    check_role("-NOPERM this user has no permissions to run the 'role' command\r\n",
+               REPLY_ROLE_NOPERM, ROLE_UNKNOWN, NULL);
+    check_role("-NOPERMISSION\r\n", -1, ROLE_UNKNOWN, NULL);
+    check_role("-ERR unknown command 'ROLE'\r\n", -1, ROLE_UNKNOWN, NULL);
+    check_role("-LOADING Redis is loading the dataset in memory\r\n", -1, ROLE_UNKNOWN, NULL);
+
+    struct role_info none;
+    memset(&none, 'x', sizeof(none));
+    assert_int_equal(reply_parse_role(NULL, &none), -1);
+    assert_int_equal(none.role, ROLE_UNKNOWN);
+    assert_string_equal(none.master, "");
+}
+
+static void
+role_replica_fields(void **state)
+{
+    (void)state;
+    static const char *const links[] = {"connected", "connect", "connecting",
+                                        "handshake", "sync",    "none"};
+    struct role_info ri;
+    char resp[256];
+
+    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+        snprintf(resp, sizeof(resp),
+                 "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$%zu\r\n%s\r\n:-1\r\n",
+                 strlen(links[i]), links[i]);
+        check_role(resp, 0, ROLE_REPLICA, &ri);
+        assert_string_equal(ri.master, "127.0.0.1:6379");
+        assert_string_equal(ri.link, links[i]);
+        assert_int_equal(ri.replicas, 0);
+    }
+    /* a host name, an IPv6 literal (bracketed), "replica" as the name */
+    check_role("*5\r\n$7\r\nreplica\r\n$12\r\nredis-a.prod\r\n:7000\r\n$4\r\nsync\r\n:0\r\n", 0,
+               ROLE_REPLICA, &ri);
+    assert_string_equal(ri.master, "redis-a.prod:7000");
+    check_role("*5\r\n$5\r\nslave\r\n$3\r\n::1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n", 0,
+               ROLE_REPLICA, &ri);
+    assert_string_equal(ri.master, "[::1]:6379");
+    /* a longest host name fits its buffer */
+    char host[256];
+    memset(host, 'h', 255);
+    host[255] = '\0';
+    char big[512];
+    snprintf(big, sizeof(big),
+             "*5\r\n$5\r\nslave\r\n$255\r\n%s\r\n:65535\r\n$9\r\nconnected\r\n:0\r\n", host);
+    check_role(big, 0, ROLE_REPLICA, &ri);
+    assert_int_equal(strlen(ri.master), 255 + 6);
+    /* malformed replicas: unknown, never a half-filled struct */
+    check_role("*5\r\n$5\r\nslave\r\n$0\r\n\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n", -1,
+               ROLE_UNKNOWN, NULL);
+    check_role("*5\r\n$5\r\nslave\r\n$3\r\na b\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n", -1,
+               ROLE_UNKNOWN, NULL);
+    check_role("*5\r\n$5\r\nslave\r\n$1\r\nh\r\n$4\r\n6379\r\n$9\r\nconnected\r\n:0\r\n", -1,
+               ROLE_UNKNOWN, NULL);
+    check_role("*5\r\n$5\r\nslave\r\n$1\r\nh\r\n:70000\r\n$9\r\nconnected\r\n:0\r\n", -1,
+               ROLE_UNKNOWN, NULL);
+    check_role("*5\r\n$5\r\nslave\r\n$1\r\nh\r\n:1\r\n$9\r\nCONNECTED\r\n:0\r\n", -1, ROLE_UNKNOWN,
+               NULL);
+    check_role("*5\r\n$5\r\nslave\r\n$1\r\nh\r\n:1\r\n$16\r\nconnectedconnect\r\n:0\r\n", -1,
+               ROLE_UNKNOWN, NULL);
+    check_role("*3\r\n$5\r\nslave\r\n$1\r\nh\r\n:1\r\n", -1, ROLE_UNKNOWN, NULL);
+    snprintf(big, sizeof(big), "*5\r\n$5\r\nslave\r\n$256\r\n%sh\r\n:1\r\n$4\r\nsync\r\n:0\r\n",
+             host);
+    check_role(big, -1, ROLE_UNKNOWN, NULL);
 }
 
 static void
@@ -136,6 +228,25 @@ connection_errors(void **state)
     assert_int_equal(reply_classify_error(REDIS_ERR_IO, "Network is unreachable", got, sizeof(got)),
                      PROBE_FAILED);
     assert_string_equal(got, "connection error: Network is unreachable");
+
+    /* the agent's own faults are told apart: no verdict on the Redis */
+    static const char *const own[] = {
+        "Can't create socket: Too many open files",
+        "Can't create socket: Too many open files in system",
+        "Cannot allocate memory",
+        "Can't bind socket: No buffer space available",
+    };
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        assert_int_equal(reply_classify_error(REDIS_ERR_IO, own[i], got, sizeof(got)),
+                         PROBE_AGENT_ERROR);
+        assert_non_null(strstr(got, "agent error: "));
+    }
+    /* the same words from elsewhere than the kernel's errno are not */
+    assert_int_equal(reply_classify_error(REDIS_ERR_OTHER, "Too many open files", got, sizeof(got)),
+                     PROBE_FAILED);
+    assert_int_equal(
+        reply_classify_error(REDIS_ERR_IO, "Too many open files, said the peer", got, sizeof(got)),
+        PROBE_FAILED);
 }
 
 static void
@@ -166,7 +277,10 @@ huge_arrays_are_refused(void **state)
     redisReaderFeed(rd, role, sizeof(role) - 1);
     assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
     assert_non_null(reply);
-    assert_int_equal(reply_parse_role(reply), ROLE_MASTER);
+    struct role_info ri;
+    assert_int_equal(reply_parse_role(reply, &ri), 0);
+    assert_int_equal(ri.role, ROLE_MASTER);
+    assert_int_equal(ri.replicas, 2);
     freeReplyObject(reply);
     redisReaderFree(rd);
 }
@@ -175,9 +289,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ping_replies),      cmocka_unit_test(long_error_is_cut),
-        cmocka_unit_test(auth_replies),      cmocka_unit_test(role_replies),
-        cmocka_unit_test(connection_errors), cmocka_unit_test(huge_arrays_are_refused),
+        cmocka_unit_test(ping_replies),
+        cmocka_unit_test(long_error_is_cut),
+        cmocka_unit_test(auth_replies),
+        cmocka_unit_test(role_replies),
+        cmocka_unit_test(role_replica_fields),
+        cmocka_unit_test(connection_errors),
+        cmocka_unit_test(huge_arrays_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

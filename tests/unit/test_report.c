@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -90,7 +91,54 @@ status_doc_escapes_everything(void **state)
     assert_non_null(json_object_get(j, "latency_us"));
     assert_string_equal(json_string_value(json_object_get(j, "reason")),
                         "error: ERR \"quoted\" \\ back\x01slash");
-    assert_int_equal(json_object_size(j), 9);
+    assert_string_equal(json_string_value(json_object_get(j, "master")), "");
+    assert_string_equal(json_string_value(json_object_get(j, "link")), "");
+    assert_int_equal(json_integer_value(json_object_get(j, "replicas")), 0);
+    assert_int_equal(json_object_size(j), 12);
+    json_decref(j);
+    sbuf_free(&sb);
+}
+
+/* A replica's document: its master and link, in SPEC's field order. */
+static void
+status_doc_of_a_replica(void **state)
+{
+    static const char *const order[] = {
+        "name",   "cluster", "address",  "agent",    "state",      "role",
+        "master", "link",    "replicas", "since_ms", "latency_us", "reason",
+    };
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+    struct health *h = &f->inst->health;
+
+    h->state = INST_UP;
+    h->role.role = ROLE_REPLICA;
+    strcpy(h->role.master, "10.0.0.1:6379");
+    strcpy(h->role.link, "connecting");
+    report_status_doc(f->inst, "agent-1", &sb);
+    json_t *j = parse(&sb);
+    assert_string_equal(json_string_value(json_object_get(j, "role")), "replica");
+    assert_string_equal(json_string_value(json_object_get(j, "master")), "10.0.0.1:6379");
+    assert_string_equal(json_string_value(json_object_get(j, "link")), "connecting");
+    assert_int_equal(json_integer_value(json_object_get(j, "replicas")), 0);
+    json_decref(j);
+    /* the order as written (jansson keeps it when parsing too, but check the text) */
+    const char *at = sb.buf;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "\"%s\":", order[i]);
+        const char *k = strstr(sb.buf, key);
+        assert_non_null(k);
+        assert_true(k >= at);
+        at = k;
+    }
+    sbuf_reset(&sb);
+    h->role.role = ROLE_MASTER;
+    h->role.master[0] = h->role.link[0] = '\0';
+    h->role.replicas = 2;
+    report_status_doc(f->inst, "agent-1", &sb);
+    j = parse(&sb);
+    assert_int_equal(json_integer_value(json_object_get(j, "replicas")), 2);
     json_decref(j);
     sbuf_free(&sb);
 }
@@ -107,6 +155,7 @@ stats_has_every_field(void **state)
         "heap_bytes",
         "fds",
         "instances",
+        "instances_maint",
         "probes_total",
         "probes_ok",
         "probes_failed",
@@ -114,6 +163,7 @@ stats_has_every_field(void **state)
         "probes_inflight",
         "max_inflight",
         "probes_skipped",
+        "probes_agent_errors",
         "zk_state",
         "zk_session_id",
         "zk_writes_ok",
@@ -162,9 +212,9 @@ instances_and_no_secrets(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "state")), "unknown");
     assert_true(json_is_boolean(json_object_get(o, "published")));
     static const char *const fields[] = {
-        "name",           "cluster",          "address",       "state",
-        "role",           "since_ms",         "last_check_ms", "latency_us",
-        "consecutive_ok", "consecutive_fail", "reason",        "published",
+        "name",       "cluster",        "address",          "state",    "role",
+        "master",     "link",           "replicas",         "since_ms", "last_check_ms",
+        "latency_us", "consecutive_ok", "consecutive_fail", "reason",   "published",
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (json_object_get(o, fields[i]) == NULL)
@@ -172,9 +222,9 @@ instances_and_no_secrets(void **state)
     json_decref(j);
 
     sbuf_reset(&sb);
-    report_answer(f->a, "stats", &sb);
-    report_answer(f->a, "instances", &sb);
-    report_answer(f->a, "metrics", &sb);
+    report_answer(f->a, NULL, "stats", &sb);
+    report_answer(f->a, NULL, "instances", &sb);
+    report_answer(f->a, NULL, "metrics", &sb);
     assert_null(strstr(sb.buf, "hunter2secret"));
     sbuf_free(&sb);
 }
@@ -188,14 +238,14 @@ answers_end_with_empty_line(void **state)
 
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         sbuf_reset(&sb);
-        report_answer(f->a, cmds[i], &sb);
+        report_answer(f->a, NULL, cmds[i], &sb);
         assert_true(sb.len >= 2);
         assert_memory_equal(sb.buf + sb.len - 2, "\n\n", 2);
         assert_null(strstr(sb.buf, "\n\n\n"));
         assert_true(strstr(sb.buf, "\n\n") == sb.buf + sb.len - 2);
     }
     sbuf_reset(&sb);
-    report_answer(f->a, "bogus \"x\"", &sb);
+    report_answer(f->a, NULL, "bogus \"x\"", &sb);
     json_t *j = json_loads(sb.buf, JSON_DISABLE_EOF_CHECK, NULL);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "error")),
@@ -218,6 +268,8 @@ metrics_format(void **state)
                                    "address=\"127.0.0.1:6379\"} 1\n"));
     assert_non_null(
         strstr(sb.buf, "sentinel_agent_probe_duration_seconds_bucket{le=\"+Inf\"} 0\n"));
+    assert_non_null(strstr(sb.buf, "# TYPE sentinel_agent_probes_agent_errors_total counter\n"
+                                   "sentinel_agent_probes_agent_errors_total 0\n"));
     /* every line is a comment or "name[{labels}] value" */
     for (char *line = sb.buf; *line; line = strchr(line, '\n') + 1) {
         if (line[0] == '#')
@@ -233,6 +285,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(status_doc_escapes_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_doc_of_a_replica, setup, teardown),
         cmocka_unit_test_setup_teardown(stats_has_every_field, setup, teardown),
         cmocka_unit_test_setup_teardown(instances_and_no_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(answers_end_with_empty_line, setup, teardown),

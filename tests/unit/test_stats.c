@@ -34,9 +34,14 @@ struct fix {
 
 /* Answers "big" with BIG_SIZE bytes, anything else with "ok CMD". */
 static void
-test_answer(void *ud, const char *cmd, struct sbuf *out)
+test_answer(void *ud, const struct stats_peer *peer, const char *cmd, struct sbuf *out)
 {
     (void)ud;
+    if (strcmp(cmd, "peer") == 0) {
+        sbuf_printf(out, "known %d uid %u pid %d\n\n", peer->known, (unsigned)peer->uid,
+                    (int)peer->pid);
+        return;
+    }
     if (strcmp(cmd, "big") == 0) {
         char chunk[4096];
         memset(chunk, 'x', sizeof(chunk));
@@ -60,7 +65,7 @@ listen_or_fail(struct fix *f, mode_t mode)
 {
     char err[256] = "";
     struct stats_server *s =
-        stats_listen(f->loop, f->path, mode, test_answer, NULL, err, sizeof(err));
+        stats_listen(f->loop, f->path, mode, (gid_t)-1, test_answer, NULL, err, sizeof(err));
     if (s == NULL)
         fail_msg("stats_listen: %s", err);
     return s;
@@ -155,6 +160,49 @@ test_one_command(void **state)
     assert_int_equal(c.clients_total, 1);
     close(fd);
     sbuf_free(&out);
+}
+
+/* The answer function is told who connected (SO_PEERCRED), for the commands that change things. */
+static void
+test_peer_credentials(void **state)
+{
+    struct fix *f = *state;
+    struct sbuf out = {0}, want = {0};
+
+    f->srv = listen_or_fail(f, 0600);
+    int fd = client_connect(f);
+    tu_send_all(f->loop, fd, "peer\npeer\n", 10);
+    shutdown(fd, SHUT_WR);
+    assert_int_equal(tu_recv_until(f->loop, fd, &out, NULL), 0);
+    sbuf_printf(&want, "known 1 uid %u pid %d\n\nknown 1 uid %u pid %d\n\n", (unsigned)geteuid(),
+                (int)getpid(), (unsigned)geteuid(), (int)getpid());
+    assert_string_equal(out.buf, want.buf);
+    close(fd);
+    sbuf_free(&out);
+    sbuf_free(&want);
+}
+
+/* The socket file gets the group asked for (one the process is in: its own). */
+static void
+test_socket_group(void **state)
+{
+    struct fix *f = *state;
+    struct stat st;
+    char err[256] = "";
+
+    f->srv = stats_listen(f->loop, f->path, 0660, getegid(), test_answer, NULL, err, sizeof(err));
+    assert_non_null(f->srv);
+    assert_int_equal(lstat(f->path, &st), 0);
+    assert_int_equal(st.st_gid, getegid());
+    assert_int_equal(st.st_mode & 0777, 0660);
+    if (geteuid() != 0) {
+        /* A group the process is not in: refused, and no socket file is left behind. */
+        stats_close(f->srv);
+        f->srv = NULL;
+        assert_null(stats_listen(f->loop, f->path, 0660, 0, test_answer, NULL, err, sizeof(err)));
+        assert_non_null(strstr(err, "stats_socket_group"));
+        assert_int_equal(lstat(f->path, &st), -1);
+    }
 }
 
 static void
@@ -341,7 +389,7 @@ test_live_socket_refused(void **state)
 
     f->srv = listen_or_fail(f, 0600);
     struct stats_server *second =
-        stats_listen(f->loop, f->path, 0600, test_answer, NULL, err, sizeof(err));
+        stats_listen(f->loop, f->path, 0600, (gid_t)-1, test_answer, NULL, err, sizeof(err));
     assert_null(second);
     assert_non_null(strstr(err, "another process is listening on"));
     assert_non_null(strstr(err, f->path));
@@ -377,7 +425,8 @@ test_live_socket_full_backlog(void **state)
         }
     }
     assert_true(n < (int)ARRAY_LEN(cl));
-    assert_null(stats_listen(f->loop, f->path, 0600, test_answer, NULL, err, sizeof(err)));
+    assert_null(
+        stats_listen(f->loop, f->path, 0600, (gid_t)-1, test_answer, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "another process is listening on"));
     for (int i = 0; i < n; i++)
         close(cl[i]);
@@ -396,7 +445,8 @@ test_regular_file_refused(void **state)
     assert_non_null(fp);
     fputs("precious", fp);
     fclose(fp);
-    assert_null(stats_listen(f->loop, f->path, 0600, test_answer, NULL, err, sizeof(err)));
+    assert_null(
+        stats_listen(f->loop, f->path, 0600, (gid_t)-1, test_answer, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "not a socket"));
     assert_int_equal(lstat(f->path, &st), 0);
     assert_true(S_ISREG(st.st_mode));
@@ -416,11 +466,12 @@ test_bad_paths(void **state)
     memset(longpath, 'a', sizeof(longpath));
     longpath[0] = '/';
     longpath[sizeof(longpath) - 1] = '\0';
-    assert_null(stats_listen(f->loop, longpath, 0600, test_answer, NULL, err, sizeof(err)));
+    assert_null(
+        stats_listen(f->loop, longpath, 0600, (gid_t)-1, test_answer, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "too long"));
     err[0] = '\0';
-    assert_null(stats_listen(f->loop, "/nonexistent-dir-for-test/stats.sock", 0600, test_answer,
-                             NULL, err, sizeof(err)));
+    assert_null(stats_listen(f->loop, "/nonexistent-dir-for-test/stats.sock", 0600, (gid_t)-1,
+                             test_answer, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "bind"));
 }
 
@@ -771,6 +822,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_longest_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_long_after_commands, setup, teardown),
