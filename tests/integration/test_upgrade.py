@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import instance, wait_until
+from harness import LOOPBACK, instance, wait_until
 from zk import NodeWatch, kazoo, node_doc, session_of, zk_agent, zookeeper
 
 
@@ -124,6 +124,55 @@ def test_upgrade_keeps_session_nodes_and_watches(env):
     wait_until(lambda: a.stats()["zk_session_resumed"], 5)
     assert session_of(a.stats()) == sid
     assert watch.lost() == []
+
+
+def test_replica_and_maintenance_nodes_survive_untouched(env):
+    """The hand-over carries the role info (master, link, replicas): a replica's node is
+    found unchanged and not rewritten; a maintenance mark (state_dir) survives the exec and
+    its node stays "maint" in place."""
+    zk = zookeeper(env)
+    master = env.redis()
+    replica = env.redis(replicaof=master)
+    other = env.redis()
+    wait_until(lambda: replica.client().execute_command("ROLE")[3] == b"connected", 10,
+               msg="the replica's link to be connected")
+    wait_until(lambda: len(master.client().execute_command("ROLE")[2]) == 1, 10,
+               msg="the master to list its replica")
+    a = zk_agent(env, zk, [instance("m", master), instance("r", replica),
+                           instance("c", other)], name="h", interval="500ms",
+                 session_timeout="6s")
+    for n in ("m", "r", "c"):
+        a.wait_instance(n, timeout=5, published=True, state="up")
+    assert json.loads(a.command("maint c on 2h upgrade drill")) == {"ok": True}
+    k = kazoo(env, zk)
+    wait_until(lambda: (node_doc(k, "/sa/default/c")[0] or {}).get("state") == "maint", 5,
+               msg="c published in maintenance")
+    rdoc, _ = node_doc(k, "/sa/default/r")
+    assert rdoc["role"] == "replica" and rdoc["link"] == "connected", rdoc
+    assert rdoc["master"] == "%s:%d" % (LOOPBACK, master.port), rdoc
+    wait_until(lambda: node_doc(k, "/sa/default/m")[0]["replicas"] == 1, 5)
+    paths = paths_of(["m", "r", "c"])
+    before = {p: node_doc(k, p) for p in paths}
+    events = EventLog(k, paths)
+
+    upgrade(a)
+    wait_until(lambda: a.stats()["zk_session_resumed"] and a.stats()["zk_watches"] == 4, 5)
+    probes = a.stats()["probes_total"]
+    wait_until(lambda: a.stats()["probes_total"] >= probes + 6, 5, msg="probed again")
+    time.sleep(0.3)
+    assert not [t for t in events.types() if t in ("DELETED", "CREATED")], events.events
+    for name in ("m", "r", "c"):
+        p = "/sa/default/%s" % name
+        doc, stat = node_doc(k, p)
+        assert stat.czxid == before[p][1].czxid, p
+        assert stat.version == before[p][1].version, (p, doc, before[p][0])
+    rdoc, _ = node_doc(k, "/sa/default/r")
+    assert (rdoc["role"], rdoc["master"], rdoc["link"]) == (
+        "replica", "%s:%d" % (LOOPBACK, master.port), "connected")
+    cdoc, _ = node_doc(k, "/sa/default/c")
+    assert cdoc["state"] == "maint" and cdoc["reason"] == "upgrade drill", cdoc
+    assert a.instance("c")["maint"]["reason"] == "upgrade drill"
+    assert a.stats()["instances_maint"] == 1
 
 
 def test_state_change_just_before_is_published_just_after(env):
