@@ -3,7 +3,7 @@
  * the ZooKeeper client (zkstub.c): which zoo_a* calls go out, with which paths and documents,
  * when each is answered with a chosen result. Asserted only through zkpub.h and what the
  * stub recorded: coalescing, retries, the answers to ZNODEEXISTS (ours, takeover, conflict),
- * multi batching and session expiry.
+ * multi batching, session expiry, and resuming a session an upgrade handed over.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -545,6 +545,109 @@ test_session_expiry(void **state)
     assert_int_equal(stats(f).watches, 3);
 }
 
+/* Replaces F's publisher by one resuming HANDED, the session a previous image handed over. */
+static void
+reopen_handed(struct fix *f, int64_t handed)
+{
+    struct zkpub_settings s = {.hosts = "127.0.0.1:2181",
+                               .root = ROOT,
+                               .auth = NULL,
+                               .agent_name = AGENT,
+                               .session_timeout_ms = 10000};
+    struct zkpub_session prev = {.id = handed};
+
+    memcpy(prev.passwd, "0123456789abcdef", sizeof(prev.passwd));
+    zkpub_free(f->z);
+    f->z = zkpub_new_resumed(f->loop, &s, &prev);
+    zkpub_add_dir(f->z, CDIR);
+    assert_int_equal(zoo_client_id(zks_handle())->client_id, handed);
+    assert_memory_equal(zoo_client_id(zks_handle())->passwd, "0123456789abcdef", 16);
+}
+
+/*
+ * (f) An upgrade's session is resumed: every node is read back before anything is written;
+ * ours and equal is left alone (no create, no set), ours but different is set in place, and
+ * each is watched again.
+ */
+static void
+test_resume_reads_back(void **state)
+{
+    struct fix *f = *state;
+    struct tnode *t0, *t1;
+
+    reopen_handed(f, SID);
+    t0 = node_add(f, 0);
+    t1 = node_add(f, 1);
+    t1->v = 2; /* changed since the previous image wrote it */
+    connect_session(f, SID);
+    assert_int_equal(stats(f).resumed, 1);
+    assert_int_equal(zks_count(ZKS_CREATE, NULL, 0), 0);
+    zks_reply_data(pending(t0, ZKS_GET), ZOK, doc(t0, 1), SID, 4);
+    zks_reply_data(pending(t1, ZKS_GET), ZOK, doc(t1, 1), SID, 4);
+    run(f);
+    assert_null(zks_pending(ZKS_SET, t0->path));
+    assert_string_equal(pending(t1, ZKS_SET)->op.data, doc(t1, 2));
+    zks_reply_stat(pending(t1, ZKS_SET), ZOK, SID, 5);
+    run(f);
+    answer_exists(f, t0, 4);
+    answer_exists(f, t1, 5);
+    assert_null(zks_pending(ZKS_ANY, NULL));
+    assert_true(zkpub_node_published(t0->zn));
+    assert_true(zkpub_node_published(t1->zn));
+    assert_int_equal(zks_count(ZKS_CREATE, NULL, 0), 0);
+    assert_int_equal(zks_count(ZKS_DELETE, NULL, 0), 0);
+    assert_int_equal(zks_count(ZKS_SET, t0->path, 0), 0);
+    assert_int_equal(zks_count(ZKS_SET, t1->path, 0), 1);
+    assert_int_equal(stats(f).watches, 2);
+    assert_int_equal(stats(f).sessions_expired, 0);
+}
+
+/*
+ * (g) The hardening does not drop the handed-over session: a handshake it rejects (a session
+ * id of 0) gives the handle up with back-off, and the next handle presents the handed-over
+ * session again. A server that then refuses it (expired) gets a new session, and our nodes are
+ * taken over as after a crash: one multi of delete + create.
+ */
+static void
+test_resume_survives_rejected_handshake_then_takes_over(void **state)
+{
+    struct fix *f = *state;
+    struct tnode *t;
+    int deletes = 0;
+
+    reopen_handed(f, OLD_SID);
+    t = node_add(f, 0);
+    zks_session_event(zks_handle(), ZOO_CONNECTED_STATE, 0);
+    run(f);
+    /* the fixture's handle, reopen_handed()'s, and the one after our back-off (0.5 s) */
+    TU_RUN_UNTIL(f->loop, zks_handles_opened() == 3 && zks_handle() != NULL);
+    assert_int_equal(zoo_client_id(zks_handle())->client_id, OLD_SID);
+    zks_session_event(zks_handle(), ZOO_EXPIRED_SESSION_STATE, 0);
+    run(f);
+    assert_int_equal(zks_handles_opened(), 4);
+    assert_int_equal(zoo_client_id(zks_handle())->client_id, 0); /* given up: a new session */
+    connect_session(f, SID);
+    assert_int_equal(stats(f).resumed, 0);
+    zks_reply(pending(t, ZKS_CREATE), ZNODEEXISTS);
+    run(f);
+    zks_reply_data(pending(t, ZKS_GET), ZOK, doc(t, 1), OLD_SID, 7);
+    run(f);
+    for (int i = 0; i < zks_ncalls(); i++) {
+        const struct zks_call *k = zks_call(i);
+
+        for (int j = 0; k->op.op == ZKS_MULTI && j < k->nops; j++)
+            if (k->ops[j].op == ZKS_DELETE && strcmp(k->ops[j].path, t->path) == 0) {
+                assert_int_equal(k->ops[j].version, 7);
+                assert_true(j + 1 < k->nops && k->ops[j + 1].op == ZKS_CREATE);
+                deletes++;
+            }
+    }
+    assert_int_equal(deletes, 1);
+    answer_all(f);
+    assert_true(zkpub_node_published(t->zn));
+    assert_int_equal(stats(f).sessions_expired, 1);
+}
+
 int
 main(void)
 {
@@ -557,6 +660,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_exists_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_reads_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_survives_rejected_handshake_then_takes_over,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
