@@ -192,11 +192,19 @@ cpu_of_others(void)
     return (double)(proc.tv_sec - self.tv_sec) + (double)(proc.tv_nsec - self.tv_nsec) / 1e9;
 }
 
+/* Forgets the session CID: no id, and the password wiped (the client keeps its own copy). */
+static void
+zk_cid_wipe(clientid_t *cid)
+{
+    cid->client_id = 0;
+    explicit_bzero(cid->passwd, sizeof(cid->passwd));
+}
+
 /* The handed-over session is answered for (confirmed, refused or given up): forget it. */
 static void
 zk_handed_done(struct zkpub *z)
 {
-    explicit_bzero(&z->handed, sizeof(z->handed));
+    zk_cid_wipe(&z->handed);
 }
 
 static int
@@ -228,7 +236,7 @@ zk_open(struct zkpub *z)
                             ZOO_NO_LOG_CLIENTENV, zkcb_log);
     err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    explicit_bzero(&z->resume, sizeof(z->resume)); /* the client keeps its own copy */
+    zk_cid_wipe(&z->resume);
     z->session_id = 0;
     z->lost_since = ev_now(z->loop);
     z->last_reply = 0;
@@ -1077,7 +1085,7 @@ zkpub_free(struct zkpub *z)
     }
     free(z->hosts);
     free(z->set_buf);
-    explicit_bzero(&z->handed, sizeof(z->handed));
-    explicit_bzero(&z->resume, sizeof(z->resume));
+    zk_cid_wipe(&z->handed);
+    zk_cid_wipe(&z->resume);
     free(z);
 }
