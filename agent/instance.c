@@ -2,13 +2,13 @@
  * changes. */
 #include "instance.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "agent.h"
 #include "log.h"
 #include "report.h"
+#include "rounds.h"
 #include "util.h"
 #include "zkpub.h"
 
@@ -21,26 +21,22 @@ static void period_cb(struct ev_loop *loop, ev_timer *w, int revents);
  * at its own moment. One loop wake-up then sends a round's probes and a few more read their
  * replies, instead of a wake-up per probe and per reply, and on a VM a wake-up costs more CPU
  * than a probe's own work (the figures: docs/performance.md).
- * A round is at most INST_ROUND_MAX_S, and narrower when needed to keep its probes within half
+ * A round is at most ROUNDS_MAX_S, and narrower when needed to keep its probes within half
  * of max_inflight. Each instance is still probed once per interval, and the deadlines, the
  * fastinter re-probe and the EOF path are not aligned to rounds: the rounds only choose the
- * phase of the regular probes.
+ * phase of the regular probes. The arithmetic is rounds.c's.
  */
-#define INST_ROUND_MAX_S 0.1
-
 #define INST_AGENT_ERROR_LOG_S 60.0 /* at most one warn line a minute for the agent's faults */
 
 void
 inst_plan_rounds(struct agent *a, const struct conf *conf)
 {
     const struct conf_instance *ci;
-    double rate = 0., width = INST_ROUND_MAX_S;
+    double rate = 0.;
 
     TAILQ_FOREACH (ci, &conf->instances, link)
         rate += 1000.0 / (double)ci->interval_ms;
-    if (rate * width > (double)conf->max_inflight / 2.0)
-        width = (double)conf->max_inflight / 2.0 / rate;
-    a->tune.round = width;
+    a->tune.round = rounds_width(rate, conf->max_inflight);
 }
 
 /* Seconds from now to INST's first round at least AFTER seconds away. */
@@ -48,13 +44,9 @@ static ev_tstamp
 round_delay(const struct inst *inst, ev_tstamp after)
 {
     const struct agent *a = inst->agent;
-    double interval = (double)inst->conf->interval_ms / 1000.0;
-    double per = floor(interval / a->tune.round + 0.5);
-    double width = interval / (per < 1. ? 1. : per); /* whole rounds per interval */
-    ev_tstamp now = ev_now(a->loop);
-    ev_tstamp at = a->tune.base + ceil((now + after - a->tune.base) / width - 1e-9) * width;
 
-    return at > now ? at - now : 0.;
+    return rounds_delay((double)inst->conf->interval_ms / 1000.0, a->tune.round, a->tune.base,
+                        ev_now(a->loop), after);
 }
 
 /* (Re)starts INST's period at its first round at least AFTER seconds from now. */
@@ -65,7 +57,7 @@ period_start(struct inst *inst, ev_tstamp after)
     double interval = (double)inst->conf->interval_ms / 1000.0;
     ev_tstamp delay = round_delay(inst, after);
 
-    inst->phase_at = fmod(ev_now(a->loop) + delay - a->tune.base, interval);
+    inst->phase_at = rounds_phase(interval, a->tune.base, ev_now(a->loop) + delay);
     inst->down_period = 0;
     ev_timer_stop(a->loop, &inst->period);
     ev_timer_set(&inst->period, delay, interval);
@@ -84,17 +76,12 @@ period_keep_phase(struct inst *inst)
     double interval = (double)inst->conf->interval_ms / 1000.0;
     ev_tstamp now = ev_now(a->loop);
     ev_tstamp next = now + ev_timer_remaining(a->loop, &inst->period);
-    double off = fmod(next - a->tune.base - inst->phase_at, interval);
+    ev_tstamp at = rounds_keep_phase(interval, a->tune.base, inst->phase_at, now, next);
 
-    if (off < 0.)
-        off += interval;
-    if (off < 0.001 || off > interval - 0.001)
-        return;
-    next -= off; /* its own phase, before the late restart */
-    if (next <= now)
-        next += interval;
+    if (at == next)
+        return; /* on its phase: left alone */
     ev_timer_stop(a->loop, &inst->period);
-    ev_timer_set(&inst->period, next - now, interval);
+    ev_timer_set(&inst->period, at - now, interval);
     ev_timer_start(a->loop, &inst->period);
 }
 
