@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "reply.h"
 #include "report.h"
 #include "util.h"
 #include "zkpub.h"
@@ -277,6 +278,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
         count_latency(&a->c, r->latency_us);
     } else {
         inst->probes_failed++;
+        inst->failures[reply_reason_class(r->status, r->reason)]++;
         a->c.probes_failed++;
         if (r->status == PROBE_TIMEOUT) {
             inst->probes_timeout++;
