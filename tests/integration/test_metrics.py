@@ -214,7 +214,7 @@ def test_metrics_content_from_socket_and_http(env):
     a.wait_log(r"configuration reloaded", since=mark)
     web = scrape(a.http_port)
     assert value(web, "sentinel_agent_config_reloads", result="ok") == 1
-    assert value(web, "sentinel_agent_config_reloads", result="failed") == 0
+    assert value(web, "sentinel_agent_config_reloads", result="error") == 0
 
 
 def test_http_bad_requests(env):
