@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "reply.h"
 #include "report.h"
 #include "rounds.h"
 #include "util.h"
@@ -264,6 +265,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
         count_latency(&a->c, r->latency_us);
     } else {
         inst->probes_failed++;
+        inst->failures[reply_reason_class(r->status, r->reason)]++;
         a->c.probes_failed++;
         if (r->status == PROBE_TIMEOUT) {
             inst->probes_timeout++;
