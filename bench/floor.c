@@ -65,8 +65,8 @@
 static const char PROBE_PINGROLE[] = "*1\r\n$4\r\nROLE\r\n*1\r\n$4\r\nPING\r\n";
 static const char PROBE_PING[] = "*1\r\n$4\r\nPING\r\n";
 static const char PONG[] = "PONG"; /* the simple string that ends a probe */
-#define PONG_LEN   (sizeof(PONG) - 1)
-#define NO_MATCH   0xff /* resp.match: the simple string is not PONG */
+#define PONG_LEN (sizeof(PONG) - 1)
+#define NO_MATCH 0xff /* resp.match: the simple string is not PONG */
 
 enum { MODE_PINGROLE, MODE_PING };
 static const char *const mode_names[] = {"pingrole", "ping"};
@@ -74,13 +74,13 @@ static const char *const mode_names[] = {"pingrole", "ping"};
 /* The streaming RESP2 parser's state, one per connection: no allocation, bounded depth. */
 enum { R_TYPE, R_LINE, R_NUM, R_BULK };
 struct resp {
-    uint8_t state;    /* R_*: what the next byte belongs to */
-    uint8_t type;     /* type byte of the element being read */
-    uint8_t top;      /* type byte of the top-level reply being read */
-    uint8_t match;    /* bytes of PONG matched by a top-level simple string, or NO_MATCH */
-    uint8_t depth;    /* arrays open */
-    uint8_t neg;      /* R_NUM: a '-' was read (a null bulk or array) */
-    int64_t num;      /* R_NUM: the length being read; R_BULK: bytes left, CRLF included */
+    uint8_t state;           /* R_*: what the next byte belongs to */
+    uint8_t type;            /* type byte of the element being read */
+    uint8_t top;             /* type byte of the top-level reply being read */
+    uint8_t match;           /* bytes of PONG matched by a top-level simple string, or NO_MATCH */
+    uint8_t depth;           /* arrays open */
+    uint8_t neg;             /* R_NUM: a '-' was read (a null bulk or array) */
+    int64_t num;             /* R_NUM: the length being read; R_BULK: bytes left, CRLF included */
     int64_t left[MAX_DEPTH]; /* elements still due in each open array */
 };
 
@@ -94,14 +94,14 @@ struct conn {
 
 /* What the program counts; printed as one JSON line. */
 struct counters {
-    uint64_t sent;        /* probes written (one write each) */
-    uint64_t replies;     /* probes complete: +PONG received (after ROLE's reply in pingrole) */
-    uint64_t role_replies;/* ROLE replies received (an array) */
-    uint64_t errors;      /* any other reply (-ERR, -LOADING, a ROLE that is not an array...) */
-    uint64_t short_reads; /* reads that ended inside a probe's replies (the rest came later) */
-    uint64_t overdue;     /* probes sent while the connection's previous one was unanswered */
-    uint64_t skipped;     /* probes not sent: the loop was more than an interval late */
-    uint64_t periods;     /* intervals begun */
+    uint64_t sent;         /* probes written (one write each) */
+    uint64_t replies;      /* probes complete: +PONG received (after ROLE's reply in pingrole) */
+    uint64_t role_replies; /* ROLE replies received (an array) */
+    uint64_t errors;       /* any other reply (-ERR, -LOADING, a ROLE that is not an array...) */
+    uint64_t short_reads;  /* reads that ended inside a probe's replies (the rest came later) */
+    uint64_t overdue;      /* probes sent while the connection's previous one was unanswered */
+    uint64_t skipped;      /* probes not sent: the loop was more than an interval late */
+    uint64_t periods;      /* intervals begun */
 };
 
 static int mode = MODE_PINGROLE;
@@ -360,8 +360,7 @@ element_done(struct conn *c, struct counters *cnt)
  * MAX_DEPTH): a floor that lost track of its replies would measure nothing true.
  */
 static int
-parse_replies(struct conn *c, const char *buf, size_t len, struct counters *cnt,
-              const char **why)
+parse_replies(struct conn *c, const char *buf, size_t len, struct counters *cnt, const char **why)
 {
     struct resp *r = &c->r;
     size_t i = 0;

@@ -20,11 +20,12 @@
 #define CTL_DEFAULT_ZK_MS  10000
 
 /* Exit codes, as SPEC.md "Binaries" says. */
-#define EXIT_ANSWER  0
-#define EXIT_ERRANS  1 /* the answer is an error object */
-#define EXIT_CONNECT 2 /* no connection, timeout, an answer cut off, a config that does not load   \
-                        */
-#define EXIT_USAGE 64  /* EX_USAGE */
+#define EXIT_ANSWER 0
+#define EXIT_ERRANS 1 /* the answer is an error object */
+#define EXIT_CONNECT                                                                               \
+    2                 /* no connection, timeout, an answer cut off, a config that does not load    \
+                       */
+#define EXIT_USAGE 64 /* EX_USAGE */
 
 static const char *progname = "sentinel-agentctl";
 
