@@ -66,6 +66,26 @@ period_start(struct inst *inst, ev_tstamp after)
 }
 
 /*
+ * Puts INST's period back on its own phase (phase_at), at least AFTER seconds from now. A
+ * probe made at once (fastinter, the EOF path, a late reply, the end of a down spell) must not
+ * move the instance's regular probes to wherever that moment falls: instances woken together
+ * (a stall's late replies) would share one round from then on.
+ */
+static void
+period_resume(struct inst *inst, ev_tstamp after)
+{
+    struct agent *a = inst->agent;
+    double interval = (double)inst->conf->interval_ms / 1000.0;
+    ev_tstamp now = ev_now(a->loop);
+    ev_tstamp at = rounds_next_on_phase(interval, a->tune.base, inst->phase_at, now, after);
+
+    inst->down_period = 0;
+    ev_timer_stop(a->loop, &inst->period);
+    ev_timer_set(&inst->period, at - now, interval);
+    ev_timer_start(a->loop, &inst->period);
+}
+
+/*
  * After a stall (SIGSTOP, suspend) longer than an interval libev restarts every late periodic
  * timer from the same "now", which would leave all of them in one round from then on. Moves
  * INST's period, which has just fired, back to its own phase.
@@ -106,10 +126,10 @@ period_down(struct inst *inst)
 }
 
 /*
- * Probes again right away: the period restarts (an interval from now on the rounds, or
- * downinter from now while down), and the period callback is made pending in the current
- * loop iteration (ev_feed_event) instead of through a zero-delay timer, which would wait for
- * the next iteration -- up to a collect interval later. It never runs inside the hiredis
+ * Probes again right away: the period restarts (on the instance's own phase at least half an
+ * interval from now, or downinter from now while down), and the period callback is made pending in
+ * the current loop iteration (ev_feed_event) instead of through a zero-delay timer, which would
+ * wait for the next iteration -- up to a collect interval later. It never runs inside the hiredis
  * callback that led here: libev invokes it after the current callback returns. Bounded:
  * fastinter re-probes only while up (at most fall - 1 times in a row), rising ones only while
  * rising (at most rise - 1), the EOF path at most once per interval, and a late reply comes
@@ -121,7 +141,7 @@ schedule_now(struct inst *inst)
     double interval = (double)inst->conf->interval_ms / 1000.0;
 
     if (inst->health.state == INST_UP)
-        period_start(inst, interval);
+        period_resume(inst, interval / 2.);
     else
         period_down(inst);
     ev_feed_event(inst->agent->loop, &inst->period, EV_TIMER);
@@ -318,7 +338,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
      *    later (HAProxy's fastinter): detection costs fall x timeout, not fall x interval; the
      *    re-check after a timeout is also the fresh-connect check (probe.c).
      * 3. Down: downinter after this probe.
-     * 4. Just up: back on the rounds, an interval from now.
+     * 4. Just up: back on its own phase in the rounds, at least half an interval from now.
      */
     if (health_rising(&inst->health, inst->conf->rise) ||
         (r->status != PROBE_OK && inst->health.state == INST_UP))
@@ -326,7 +346,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
     else if (inst->health.state == INST_DOWN)
         period_down(inst);
     else if (inst->health.state == INST_UP && inst->down_period)
-        period_start(inst, (double)inst->conf->interval_ms / 1000.0);
+        period_resume(inst, (double)inst->conf->interval_ms / 1000.0 / 2.);
     first_probes_drain(a);
 }
 

@@ -44,3 +44,11 @@ rounds_keep_phase(double interval, double base, double phase_at, double now, dou
         next += interval;
     return next;
 }
+
+double
+rounds_next_on_phase(double interval, double base, double phase_at, double now, double after)
+{
+    double k = ceil((now + after - base - phase_at) / interval - 1e-9);
+
+    return base + phase_at + k * interval;
+}

@@ -30,4 +30,12 @@ double rounds_phase(double interval, double base, double at);
  */
 double rounds_keep_phase(double interval, double base, double phase_at, double now, double next);
 
+/*
+ * The first moment at least AFTER seconds from NOW that is on phase PHASE_AT of a period of
+ * INTERVAL anchored at BASE: where a period restarted off its grid (a probe at once, the end of
+ * a down spell) goes back to, so that instances woken together do not end up in one round.
+ */
+double rounds_next_on_phase(double interval, double base, double phase_at, double now,
+                            double after);
+
 #endif

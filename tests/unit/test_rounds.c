@@ -140,6 +140,28 @@ test_keep_phase(void **state)
     }
 }
 
+/* A period restarted off its grid goes back to its own phase, never sooner than asked. */
+static void
+test_next_on_phase(void **state)
+{
+    (void)state;
+    /* phase 0.3 of 1 s from base 57: at least 0.5 s after 57.7 is 58.3 (not 58.2, not 59.3) */
+    assert_near(rounds_next_on_phase(1.0, 57.0, 0.3, 57.7, 0.5), 58.3);
+    /* exactly on the phase counts: after 57.8 + 0.5 */
+    assert_near(rounds_next_on_phase(1.0, 57.0, 0.3, 57.8, 0.5), 58.3);
+    /* just past it: the next one */
+    assert_near(rounds_next_on_phase(1.0, 57.0, 0.3, 57.81, 0.5), 59.3);
+    /* many instances woken at one moment keep their different phases */
+    for (int i = 0; i < 10; i++) {
+        double at = rounds_next_on_phase(1.0, 100.0, 0.1 * i, 123.456, 0.5);
+        double off = fmod(at - 100.0, 1.0);
+
+        assert_true(at >= 123.956 - 1e-9 && at < 124.956 + 1e-9);
+        assert_true(fabs(off - 0.1 * i) < 1e-6 || fabs(off - 0.1 * i - 1.0) < 1e-6 ||
+                    fabs(off - 0.1 * i + 1.0) < 1e-6);
+    }
+}
+
 int
 main(void)
 {
@@ -149,6 +171,7 @@ main(void)
         cmocka_unit_test(test_whole_rounds_per_interval),
         cmocka_unit_test(test_phase),
         cmocka_unit_test(test_keep_phase),
+        cmocka_unit_test(test_next_on_phase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
