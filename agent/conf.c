@@ -1,11 +1,8 @@
-/* conf.c -- read and check the INI config (own line reader, one key table), every error kept. */
+/* conf.c -- the config's meaning: the key table and what walks it (values, inheritance, checks). */
 #include "conf.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <grp.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +10,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "confpriv.h"
 #include "util.h"
 
 #define DEF_INTERVAL_MS   1000
@@ -29,21 +27,16 @@
 #define DEF_ZK_ROOT       "/sentinel-agent"
 #define DEF_ZK_SESSION_MS 10000
 #define DEF_CLUSTER       "default"
-#define DURATION_MAX_MS   (24LL * 3600 * 1000) /* far above every range, far below overflow */
-#define MS_MIN            (60LL * 1000)
-#define MS_H              (60 * MS_MIN)
 #define INTERVAL_MIN_MS   100
-#define INTERVAL_MAX_MS   MS_H
+#define INTERVAL_MAX_MS   CONF_MS_H
 #define TIMEOUT_MIN_MS    10
 #define DOWNINTER_MIN_MS  50
 #define SHUTDOWN_MIN_MS   100
-#define SHUTDOWN_MAX_MS   (10 * MS_MIN)
+#define SHUTDOWN_MAX_MS   (10 * CONF_MS_MIN)
 #define SESSION_MIN_MS    1000
-#define SESSION_MAX_MS    (10 * MS_MIN)
+#define SESSION_MAX_MS    (10 * CONF_MS_MIN)
 #define COUNT_MAX         100
 #define INFLIGHT_MAX      1000000
-#define LINE_MAX_LEN      197 /* libinih's limit, kept (parse_line) */
-#define BAD_LINE_MSG      "expected '[section]' or 'key = value'"
 
 enum sect { SECT_NONE, SECT_AGENT, SECT_ZK, SECT_INSTANCE, SECT_SKIP };
 
@@ -161,29 +154,9 @@ struct pinst {
     bool discard;
 };
 
-struct perr {
-    int line; /* 0: the file as a whole */
-    size_t seq;
-    char *msg;
-};
-
-/* Everything one load needs. */
-struct parser {
-    const char *file;
-    struct conf *conf;
-    struct perr *errs;
-    size_t nerrs, caperrs;
-    /* input: a FILE or a string, read a whole physical line at a time */
-    FILE *fp;
-    const char *text;
-    size_t pos;
-    char *buf;
-    size_t bufcap;
-    int lineno;
-    int read_errno;
-    int flags; /* CONF_NO_RESOLVE */
-    /* sections */
-    enum sect sect;
+/* What the sections read so far gave (confpriv.h): ours alone, the reader never looks. */
+struct pstate {
+    enum sect sect; /* the current one */
     int agent_line, zk_line;
     struct keyset agent_ks, zk_ks;
     struct pinst *insts;
@@ -193,255 +166,7 @@ struct parser {
     size_t namecap;
 };
 
-static void perr_add(struct parser *p, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void key_value(struct parser *p, const char *name, const char *value);
-
-static char *
-vstrprintf(const char *fmt, va_list ap)
-{
-    va_list ap2;
-    int n;
-    char *s;
-
-    va_copy(ap2, ap);
-    n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (n < 0)
-        n = 0;
-    s = xmalloc((size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    return s;
-}
-
-static void
-perr_add(struct parser *p, int line, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (p->nerrs == p->caperrs) {
-        p->caperrs = p->caperrs ? 2 * p->caperrs : 8;
-        p->errs = xrealloc(p->errs, p->caperrs * sizeof(*p->errs));
-    }
-    va_start(ap, fmt);
-    p->errs[p->nerrs].msg = vstrprintf(fmt, ap);
-    va_end(ap);
-    p->errs[p->nerrs].line = line;
-    p->errs[p->nerrs].seq = p->nerrs;
-    p->nerrs++;
-}
-
-static int
-perr_cmp(const void *a, const void *b)
-{
-    const struct perr *x = a, *y = b;
-
-    if (x->line != y->line)
-        return x->line < y->line ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Moves the collected errors, sorted by line, into ERRS as "FILE:LINE: error: MSG". */
-static void
-perr_flush(struct parser *p, struct conf_errors *errs)
-{
-    qsort(p->errs, p->nerrs, sizeof(*p->errs), perr_cmp);
-    errs->msg = xrealloc(errs->msg, (errs->n + p->nerrs) * sizeof(*errs->msg));
-    for (size_t i = 0; i < p->nerrs; i++) {
-        struct sbuf sb = {0};
-        if (p->errs[i].line > 0)
-            sbuf_printf(&sb, "%s:%d: error: %s", p->file, p->errs[i].line, p->errs[i].msg);
-        else
-            sbuf_printf(&sb, "%s: error: %s", p->file, p->errs[i].msg);
-        errs->msg[errs->n++] = sb.buf;
-        free(p->errs[i].msg);
-    }
-    free(p->errs);
-    p->errs = NULL;
-    p->nerrs = p->caperrs = 0;
-}
-
-/* ---- value checks shared by several keys ---- */
-
-/* Parses a decimal integer without sign or spaces, at most MAX. */
-static int
-parse_uint(const char *s, int64_t max, int64_t *out)
-{
-    int64_t v = 0;
-
-    if (*s == '\0')
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        v = v * 10 + (*s - '0');
-        if (v > max)
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static const char *
-fmt_ms(char *buf, size_t len, int64_t ms)
-{
-    if (ms > 0 && ms % MS_MIN == 0)
-        snprintf(buf, len, "%lldm", (long long)(ms / MS_MIN));
-    else if (ms > 0 && ms % 1000 == 0)
-        snprintf(buf, len, "%llds", (long long)(ms / 1000));
-    else
-        snprintf(buf, len, "%lldms", (long long)ms);
-    return buf;
-}
-
-static bool
-valid_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    /* "." and ".." match the character set but cannot be ZooKeeper node names */
-    if (n < 1 || n > CONF_NAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return false;
-    for (; *s; s++) {
-        char c = *s;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static int
-get_duration(struct parser *p, const char *key, const char *v, int64_t min, int64_t max,
-             int64_t *out)
-{
-    char a[32], b[32];
-    int64_t ms;
-
-    if (conf_parse_duration(v, &ms) < 0) {
-        perr_add(p, p->lineno, "bad duration \"%s\" for %s (e.g. 500ms, 2s, 1m)", v, key);
-        return -1;
-    }
-    if (ms < min || ms > max) {
-        perr_add(p, p->lineno, "%s \"%s\" out of range (%s..%s)", key, v, fmt_ms(a, sizeof(a), min),
-                 fmt_ms(b, sizeof(b), max));
-        return -1;
-    }
-    *out = ms;
-    return 0;
-}
-
-static int
-get_int(struct parser *p, const char *key, const char *v, int64_t min, int64_t max, int *out)
-{
-    int64_t n;
-
-    if (parse_uint(v, INT_MAX, &n) < 0) {
-        perr_add(p, p->lineno, "bad number \"%s\" for %s", v, key);
-        return -1;
-    }
-    if (n < min || n > max) {
-        perr_add(p, p->lineno, "%s %lld out of range (%lld..%lld)", key, (long long)n,
-                 (long long)min, (long long)max);
-        return -1;
-    }
-    *out = (int)n;
-    return 0;
-}
-
-/* Checks an agent name: it becomes one ZooKeeper node name. Returns NULL or the reason. */
-static const char *
-agent_name_problem(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n < 1 || n > CONF_AGENT_MAX)
-        return "must be 1..255 characters";
-    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return "must not be \".\" or \"..\"";
-    for (; *s; s++) {
-        if (*s == '/')
-            return "must not contain '/'";
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-            return "must be printable ASCII";
-    }
-    return NULL;
-}
-
-static const char *
-zk_root_problem(const char *s)
-{
-    if (s[0] != '/')
-        return "must be an absolute path";
-    if (s[1] == '\0')
-        return "must not be \"/\"";
-    for (const char *c = s; *c; c++) {
-        if ((unsigned char)*c <= 0x20 || (unsigned char)*c > 0x7e)
-            return "must be printable ASCII without spaces";
-    }
-    /* each component starts after a '/' */
-    for (const char *c = s; *c; c += 1 + strcspn(c + 1, "/")) {
-        size_t n = strcspn(c + 1, "/");
-        if (n == 0)
-            return c[1] == '\0' ? "must not end with '/'" : "must not contain empty components";
-        if ((n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
-            return "must not contain \".\" or \"..\" components";
-    }
-    return NULL;
-}
-
-/* Parses an octal file mode of at most MAX. */
-static int
-parse_mode(const char *s, unsigned max, mode_t *out)
-{
-    unsigned v = 0;
-
-    if (*s == '\0')
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '7')
-            return -1;
-        v = v * 8 + (unsigned)(*s - '0');
-        if (v > max)
-            return -1;
-    }
-    *out = (mode_t)v;
-    return 0;
-}
-
-/*
- * A group for a file we create: a gid, or a name looked up now (local files or NSS, once at
- * load, so the loop never waits on it); with CONF_NO_RESOLVE a name is left unresolved.
- * Returns NULL and sets *GID, or the problem.
- */
-static const char *
-get_group(const char *v, int flags, gid_t *gid)
-{
-    int64_t n;
-    struct group *gr;
-
-    if (parse_uint(v, (gid_t)-2, &n) == 0) {
-        *gid = (gid_t)n;
-        return NULL;
-    }
-    if (flags & CONF_NO_RESOLVE) {
-        *gid = (gid_t)-1;
-        return NULL;
-    }
-    gr = getgrnam(v);
-    if (gr == NULL)
-        return "no such group";
-    *gid = gr->gr_gid;
-    return NULL;
-}
-
 /* ---- section headers, seen by the reader ---- */
-
-static struct pinst *
-cur_inst(struct parser *p)
-{
-    return &p->insts[p->ninsts - 1];
-}
 
 static size_t
 name_hash(const char *s)
@@ -460,72 +185,74 @@ name_hash(const char *s)
  * checks for duplicates in linear time.
  */
 static size_t *
-name_slot(struct parser *p, const char *name)
+name_slot(struct pstate *st, const char *name)
 {
-    size_t mask = p->namecap - 1;
+    size_t mask = st->namecap - 1;
     size_t i = name_hash(name) & mask;
 
-    while (p->names[i] != 0 && strcmp(p->insts[p->names[i] - 1].ci->name, name) != 0)
+    while (st->names[i] != 0 && strcmp(st->insts[st->names[i] - 1].ci->name, name) != 0)
         i = (i + 1) & mask;
-    return &p->names[i];
+    return &st->names[i];
 }
 
 /* Adds instance IDX (its name not yet present) to the name index, growing it as needed. */
 static void
-name_add(struct parser *p, size_t idx)
+name_add(struct pstate *st, size_t idx)
 {
-    if (2 * (p->ninsts + 1) > p->namecap) {
-        size_t *old = p->names, oldcap = p->namecap;
-        p->namecap = p->namecap ? 2 * p->namecap : 64;
-        p->names = xcalloc(p->namecap, sizeof(*p->names));
+    if (2 * (st->ninsts + 1) > st->namecap) {
+        size_t *old = st->names, oldcap = st->namecap;
+        st->namecap = st->namecap ? 2 * st->namecap : 64;
+        st->names = xcalloc(st->namecap, sizeof(*st->names));
         for (size_t i = 0; i < oldcap; i++)
             if (old[i] != 0)
-                *name_slot(p, p->insts[old[i] - 1].ci->name) = old[i];
+                *name_slot(st, st->insts[old[i] - 1].ci->name) = old[i];
         free(old);
     }
-    *name_slot(p, p->insts[idx].ci->name) = idx + 1;
+    *name_slot(st, st->insts[idx].ci->name) = idx + 1;
 }
 
 static void
 begin_instance(struct parser *p, const char *name)
 {
+    struct pstate *st = p->st;
     struct pinst *pi;
 
-    if (p->ninsts == p->capinsts) {
-        p->capinsts = p->capinsts ? 2 * p->capinsts : 8;
-        p->insts = xrealloc(p->insts, p->capinsts * sizeof(*p->insts));
+    if (st->ninsts == st->capinsts) {
+        st->capinsts = st->capinsts ? 2 * st->capinsts : 8;
+        st->insts = xrealloc(st->insts, st->capinsts * sizeof(*st->insts));
     }
-    pi = &p->insts[p->ninsts++];
+    pi = &st->insts[st->ninsts++];
     memset(pi, 0, sizeof(*pi));
     pi->ci = xcalloc(1, sizeof(*pi->ci));
     util_strlcpy(pi->ci->name, name, sizeof(pi->ci->name));
     util_strlcpy(pi->ci->cluster, DEF_CLUSTER, sizeof(pi->ci->cluster));
     pi->ci->line = p->lineno;
-    p->sect = SECT_INSTANCE;
+    st->sect = SECT_INSTANCE;
 
-    if (!valid_name(name)) {
+    if (!confval_name_ok(name)) {
         perr_add(p, p->lineno, "bad instance name \"%s\" (expected [A-Za-z0-9._-]{1,64})", name);
         pi->discard = true;
         return;
     }
-    if (p->namecap > 0 && *name_slot(p, name) != 0) {
-        const struct pinst *first = &p->insts[*name_slot(p, name) - 1];
+    if (st->namecap > 0 && *name_slot(st, name) != 0) {
+        const struct pinst *first = &st->insts[*name_slot(st, name) - 1];
         perr_add(p, p->lineno, "duplicate instance \"%s\" (first defined on line %d)", name,
                  first->ci->line);
         pi->discard = true;
         return;
     }
-    name_add(p, p->ninsts - 1);
+    name_add(st, st->ninsts - 1);
 }
 
-/* INNER is the text between the brackets, already trimmed. */
-static void
-begin_section(struct parser *p, char *inner)
+void
+conf_on_section(struct parser *p, char *inner)
 {
+    struct pstate *st = p->st;
+
     if (strcmp(inner, "agent") == 0 || strcmp(inner, "zookeeper") == 0) {
         bool agent = inner[0] == 'a';
-        int *first = agent ? &p->agent_line : &p->zk_line;
-        p->sect = agent ? SECT_AGENT : SECT_ZK;
+        int *first = agent ? &st->agent_line : &st->zk_line;
+        st->sect = agent ? SECT_AGENT : SECT_ZK;
         if (*first)
             perr_add(p, p->lineno, "duplicate section [%s] (first on line %d)", inner, *first);
         else
@@ -542,131 +269,7 @@ begin_section(struct parser *p, char *inner)
     }
     perr_add(p, p->lineno,
              "unknown section [%s] (expected [agent], [zookeeper] or [instance NAME])", inner);
-    p->sect = SECT_SKIP;
-}
-
-/* Stops at one of CHARS, or at an inline ';' comment, which starts only after a blank. */
-static char *
-scan_to(char *s, const char *chars)
-{
-    bool was_space = false;
-
-    while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
-        was_space = isspace((unsigned char)*s);
-        s++;
-    }
-    return s;
-}
-
-/*
- * Reads the next physical line into p->buf without its line terminator. Returns its length,
- * or -1 at the end of the input or on a read error (then p->read_errno is set).
- */
-static ssize_t
-next_line(struct parser *p)
-{
-    ssize_t n;
-
-    if (p->fp) {
-        errno = 0;
-        n = getline(&p->buf, &p->bufcap, p->fp);
-        if (n < 0) {
-            if (ferror(p->fp))
-                p->read_errno = errno ? errno : EIO;
-            return -1;
-        }
-    } else {
-        const char *s = p->text + p->pos, *nl;
-        if (*s == '\0')
-            return -1;
-        nl = strchr(s, '\n');
-        n = nl ? nl - s + 1 : (ssize_t)strlen(s);
-        if ((size_t)n + 1 > p->bufcap) {
-            p->bufcap = (size_t)n + 1;
-            p->buf = xrealloc(p->buf, p->bufcap);
-        }
-        memcpy(p->buf, s, (size_t)n);
-        p->buf[n] = '\0';
-        p->pos += (size_t)n;
-    }
-    if (n > 0 && p->buf[n - 1] == '\n')
-        p->buf[--n] = '\0';
-    if (n > 0 && p->buf[n - 1] == '\r')
-        p->buf[--n] = '\0';
-    return n;
-}
-
-static char *
-rstrip(char *s)
-{
-    char *end = s + strlen(s);
-
-    while (end > s && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return s;
-}
-
-/* Reads "[section]" at S (the line without its leading blanks); 0, or -1 if malformed. */
-static int
-section_line(struct parser *p, char *s)
-{
-    char *end = scan_to(s + 1, "]"), *rest = end + 1, *inner = s + 1;
-
-    if (*end != ']')
-        return -1;
-    while (isspace((unsigned char)*rest))
-        rest++;
-    if (*rest != '\0' && *rest != ';' && *rest != '#')
-        return -1;
-    *end = '\0';
-    while (isspace((unsigned char)*inner))
-        inner++;
-    begin_section(p, rstrip(inner));
-    return 0;
-}
-
-/*
- * Handles the physical line in p->buf, N bytes long: a blank or comment line, a section
- * header, or "key = value". The syntax is libinih's, which the agent used to link, so that
- * every file it accepted reads the same: a ';' starts an inline comment only after a blank,
- * a key stops at '=' (':' is refused), and the line limit is inih's 200-byte buffer.
- */
-static void
-parse_line(struct parser *p, ssize_t n)
-{
-    char *s = p->buf, *end, *value;
-
-    if (p->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
-        (unsigned char)s[2] == 0xBF)
-        s += 3;
-    if (strlen(p->buf) != (size_t)n) {
-        perr_add(p, p->lineno, "NUL byte in line");
-        return;
-    }
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s == '\0' || *s == ';' || *s == '#')
-        return;
-    if ((size_t)n > LINE_MAX_LEN) {
-        perr_add(p, p->lineno, "line too long (more than %d characters)", LINE_MAX_LEN);
-        return;
-    }
-    if (*s == '[') {
-        if (section_line(p, s) < 0)
-            perr_add(p, p->lineno, BAD_LINE_MSG);
-        return;
-    }
-    end = scan_to(s, "=:");
-    if (*end != '=' || end == s) {
-        perr_add(p, p->lineno, BAD_LINE_MSG);
-        return;
-    }
-    *end = '\0';
-    value = end + 1;
-    *scan_to(value, "") = '\0';
-    while (isspace((unsigned char)*value))
-        value++;
-    key_value(p, rstrip(s), rstrip(value));
+    st->sect = SECT_SKIP;
 }
 
 /* ---- keys, seen by the reader ---- */
@@ -707,101 +310,85 @@ static int
 set_value(struct parser *p, const struct key *k, char *base, size_t off, const char *v)
 {
     void *dst = base + off;
-    int aflags = (p->flags & CONF_NO_RESOLVE) ? ADDR_NO_RESOLVE : 0;
-    const char *why = NULL, *colon;
-    char err[256];
+    struct addr *addr = (struct addr *)(void *)(base + k->aux);
+    int aflags = (p->flags & CONF_NO_RESOLVE) ? ADDR_NO_RESOLVE : 0, rc = 0;
+    const char *why = NULL;
+    char err[CONF_ERR_MAX], aerr[256]; /* addr.c's reasons keep their 256-byte bound */
 
     switch (k->kind) {
     case K_DURATION:
-        return get_duration(p, k->name, v, k->min, k->max, dst);
+        rc = confval_duration(k->name, v, k->min, k->max, dst, err, sizeof(err));
+        break;
     case K_COUNT:
-        return get_int(p, k->name, v, k->min, k->max, dst);
+        rc = confval_int(k->name, v, k->min, k->max, dst, err, sizeof(err));
+        break;
     case K_STRING:
-        set_string(dst, v);
-        return 0;
+        break;
     case K_PATH:
-        if (v[0] != '/')
-            why = "must be an absolute path";
-        else if ((int64_t)strlen(v) > k->max) {
-            snprintf(err, sizeof(err), "longer than %lld bytes", (long long)k->max);
-            why = err;
-        }
+        rc = confval_path(k->name, v, k->max, err, sizeof(err));
         break;
     case K_MODE:
-        if (parse_mode(v, (unsigned)k->max, dst) == 0)
-            return 0;
-        perr_add(p, p->lineno, "bad %s \"%s\" (expected octal 0..0%llo)", k->name, v,
-                 (unsigned long long)k->max);
-        return -1;
+        rc = confval_mode(k->name, v, (unsigned)k->max, dst, err, sizeof(err));
+        break;
     case K_LOGLEVEL:
-        if (log_level_parse(v, dst) == 0)
-            return 0;
-        perr_add(p, p->lineno, "bad %s \"%s\" (expected error, warn, info or debug)", k->name, v);
-        return -1;
+        rc = confval_log_level(k->name, v, dst, err, sizeof(err));
+        break;
     case K_ADDRESS:
     case K_LISTEN:
-        if (addr_parse(v, aflags, (struct addr *)(void *)(base + k->aux), err, sizeof(err)) < 0)
-            why = err;
-        else if (k->kind == K_LISTEN && ((struct addr *)(void *)(base + k->aux))->family == AF_UNIX)
+        if (addr_parse(v, aflags, addr, aerr, sizeof(aerr)) < 0)
+            why = aerr;
+        else if (k->kind == K_LISTEN && addr->family == AF_UNIX)
             why = "must be HOST:PORT, not unix:";
         break;
     case K_HOSTNAME:
-        why = agent_name_problem(v);
+        why = confval_agent_name_problem(v);
         break;
     case K_CLUSTER:
-        if (!valid_name(v)) {
-            perr_add(p, p->lineno, "bad cluster name \"%s\" (expected [A-Za-z0-9._-]{1,64})", v);
-            return -1;
-        }
-        if (strcmp(v, "agents") == 0) {
-            /* ROOT/agents already holds the agent nodes */
-            perr_add(p, p->lineno, "cluster name \"agents\" is reserved");
-            return -1;
-        }
-        util_strlcpy(dst, v, (size_t)k->max + 1);
-        return 0;
+        rc = confval_cluster(v, err, sizeof(err));
+        break;
     case K_HOSTS:
-        if (addr_check_hosts(v, err, sizeof(err)) == 0)
-            break;
-        perr_add(p, p->lineno, "%s", err);
-        return -1;
+        /* its reason is the whole message, cut at 256 bytes as addr.c's always were */
+        if (addr_check_hosts(v, err, sizeof(aerr)) != 0)
+            rc = -1;
+        break;
     case K_ZKPATH:
-        why = zk_root_problem(v);
+        why = confval_zk_root_problem(v);
         break;
     case K_GROUP:
-        why = get_group(v, p->flags, (gid_t *)(void *)(base + k->aux));
+        why = confval_group(v, p->flags, (gid_t *)(void *)(base + k->aux));
         break;
     case K_AUTH:
-        /* the value is a secret: the message must not show it */
-        colon = strchr(v, ':');
-        if (colon != NULL && colon != v && colon[1] != '\0')
-            break;
-        perr_add(p, p->lineno, "bad %s: expected user:password, both non-empty", k->name);
+        rc = confval_auth(k->name, v, err, sizeof(err));
+        break;
+    }
+    if (why)
+        rc = confval_bad(err, sizeof(err), k->name, v, why);
+    if (rc < 0) {
+        perr_add(p, p->lineno, "%s", err);
         return -1;
     }
-    if (why) {
-        perr_add(p, p->lineno, "bad %s \"%s\": %s", k->name, v, why);
-        return -1;
-    }
-    if (k->kind == K_HOSTNAME)
+    if (scalar_size(k->kind) > 0)
+        return 0; /* stored by its parser */
+    if (k->kind == K_HOSTNAME || k->kind == K_CLUSTER)
         util_strlcpy(dst, v, (size_t)k->max + 1);
     else
         set_string(dst, v);
     return 0;
 }
 
-/* A "key = value" line of the current section. */
-static void
-key_value(struct parser *p, const char *name, const char *value)
+void
+conf_on_key(struct parser *p, const char *name, const char *value)
 {
+    struct pstate *st = p->st;
     char sectname[CONF_NAME_MAX + 16];
+    struct pinst *pi;
     struct keyset *ks;
     char *base;
     unsigned sect;
     size_t off;
     int k;
 
-    switch (p->sect) {
+    switch (st->sect) {
     case SECT_NONE:
         perr_add(p, p->lineno, "key \"%s\" before any section", name);
         return;
@@ -809,17 +396,18 @@ key_value(struct parser *p, const char *name, const char *value)
         return;
     case SECT_AGENT:
     case SECT_ZK:
-        sect = p->sect == SECT_AGENT ? S_AGENT : S_ZK;
+        sect = st->sect == SECT_AGENT ? S_AGENT : S_ZK;
         snprintf(sectname, sizeof(sectname), "%s", sect == S_AGENT ? "[agent]" : "[zookeeper]");
-        ks = sect == S_AGENT ? &p->agent_ks : &p->zk_ks;
+        ks = sect == S_AGENT ? &st->agent_ks : &st->zk_ks;
         base = (char *)p->conf;
         break;
     case SECT_INSTANCE:
     default:
         sect = S_INST;
-        snprintf(sectname, sizeof(sectname), "[instance %s]", cur_inst(p)->ci->name);
-        ks = &cur_inst(p)->ks;
-        base = (char *)cur_inst(p)->ci;
+        pi = &st->insts[st->ninsts - 1];
+        snprintf(sectname, sizeof(sectname), "[instance %s]", pi->ci->name);
+        ks = &pi->ks;
+        base = (char *)pi->ci;
         break;
     }
     k = key_find(name);
@@ -847,46 +435,50 @@ key_value(struct parser *p, const char *name, const char *value)
 static void
 check_agent(struct parser *p)
 {
+    const struct pstate *st = p->st;
     struct conf *c = p->conf;
     char host[CONF_AGENT_MAX + 2], a[32], b[32];
     const char *why;
     int line;
 
-    if (!given(&p->agent_ks, "name")) {
+    if (!given(&st->agent_ks, "name")) {
         memset(host, 0, sizeof(host));
         if (gethostname(host, sizeof(host) - 1) < 0)
             host[0] = '\0';
-        if ((why = agent_name_problem(host)) != NULL)
-            perr_add(p, p->agent_line ? p->agent_line : 1,
+        if ((why = confval_agent_name_problem(host)) != NULL)
+            perr_add(p, st->agent_line ? st->agent_line : 1,
                      "host name \"%s\" cannot be the agent name (%s): set name in [agent]", host,
                      why);
         else
             util_strlcpy(c->name, host, sizeof(c->name));
     }
-    line = given(&p->agent_ks, "downinter");
+    line = given(&st->agent_ks, "downinter");
     if (!line && c->downinter_ms > c->interval_ms)
         c->downinter_ms = c->interval_ms; /* the default: min(250ms, interval) */
-    else if (line && !rejected(&p->agent_ks, "downinter") && !rejected(&p->agent_ks, "interval") &&
-             c->downinter_ms > c->interval_ms)
-        perr_add(p, line, "downinter %s exceeds interval %s", fmt_ms(a, sizeof(a), c->downinter_ms),
-                 fmt_ms(b, sizeof(b), c->interval_ms));
+    else if (line && !rejected(&st->agent_ks, "downinter") &&
+             !rejected(&st->agent_ks, "interval") && c->downinter_ms > c->interval_ms)
+        perr_add(p, line, "downinter %s exceeds interval %s",
+                 confval_fmt_ms(a, sizeof(a), c->downinter_ms),
+                 confval_fmt_ms(b, sizeof(b), c->interval_ms));
 
-    if (rejected(&p->agent_ks, "interval") || rejected(&p->agent_ks, "timeout") ||
+    if (rejected(&st->agent_ks, "interval") || rejected(&st->agent_ks, "timeout") ||
         c->timeout_ms <= c->interval_ms)
         return;
-    line = given(&p->agent_ks, "timeout");
-    perr_add(p, line ? line : p->agent_line, "timeout %s%s exceeds interval %s",
-             fmt_ms(a, sizeof(a), c->timeout_ms), line ? "" : " (default)",
-             fmt_ms(b, sizeof(b), c->interval_ms));
+    line = given(&st->agent_ks, "timeout");
+    perr_add(p, line ? line : st->agent_line, "timeout %s%s exceeds interval %s",
+             confval_fmt_ms(a, sizeof(a), c->timeout_ms), line ? "" : " (default)",
+             confval_fmt_ms(b, sizeof(b), c->interval_ms));
 }
 
 static void
 check_zk(struct parser *p)
 {
-    if (!p->zk_line)
+    const struct pstate *st = p->st;
+
+    if (!st->zk_line)
         perr_add(p, 1, "missing section [zookeeper] (hosts is required)");
-    else if (!given(&p->zk_ks, "hosts"))
-        perr_add(p, p->zk_line, "missing hosts in [zookeeper]");
+    else if (!given(&st->zk_ks, "hosts"))
+        perr_add(p, st->zk_line, "missing hosts in [zookeeper]");
 }
 
 /*
@@ -897,31 +489,34 @@ check_zk(struct parser *p)
 static void
 check_downinter(struct parser *p, struct pinst *pi)
 {
+    const struct pstate *st = p->st;
     struct conf_instance *ci = pi->ci;
     const struct keyset *ks = &pi->ks;
     int di_line = given(ks, "downinter"), iv_line = given(ks, "interval");
-    int agent_di = given(&p->agent_ks, "downinter");
+    int agent_di = given(&st->agent_ks, "downinter");
     char a[32], b[32];
 
     if (!di_line && !agent_di) {
         ci->downinter_ms = DEF_DOWNINTER_MS < ci->interval_ms ? DEF_DOWNINTER_MS : ci->interval_ms;
         return;
     }
-    if (rejected(di_line ? ks : &p->agent_ks, "downinter") ||
-        rejected(iv_line ? ks : &p->agent_ks, "interval") || ci->downinter_ms <= ci->interval_ms)
+    if (rejected(di_line ? ks : &st->agent_ks, "downinter") ||
+        rejected(iv_line ? ks : &st->agent_ks, "interval") || ci->downinter_ms <= ci->interval_ms)
         return;
     /* [agent]'s own check reports an [agent] value above [agent]'s interval */
     if (!di_line && !iv_line)
         return;
-    perr_add(p, di_line ? di_line : ci->line, "downinter %s%s exceeds interval %s%s",
-             fmt_ms(a, sizeof(a), ci->downinter_ms), di_line ? "" : " (inherited from [agent])",
-             fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
+    perr_add(
+        p, di_line ? di_line : ci->line, "downinter %s%s exceeds interval %s%s",
+        confval_fmt_ms(a, sizeof(a), ci->downinter_ms), di_line ? "" : " (inherited from [agent])",
+        confval_fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
 }
 
 /* Copies every [agent] value the instance does not override, then checks the result. */
 static void
 check_instance(struct parser *p, struct pinst *pi)
 {
+    const struct pstate *st = p->st;
     struct conf_instance *ci = pi->ci;
     const struct keyset *ks = &pi->ks;
     int iv_line = given(ks, "interval"), to_line = given(ks, "timeout");
@@ -943,13 +538,14 @@ check_instance(struct parser *p, struct pinst *pi)
     if (!iv_line && !to_line)
         return;
     /* a rejected value, here or in [agent], was reported already */
-    known_iv = !rejected(iv_line ? ks : &p->agent_ks, "interval");
-    known_to = !rejected(to_line ? ks : &p->agent_ks, "timeout");
+    known_iv = !rejected(iv_line ? ks : &st->agent_ks, "interval");
+    known_to = !rejected(to_line ? ks : &st->agent_ks, "timeout");
     if (!known_iv || !known_to || ci->timeout_ms <= ci->interval_ms)
         return;
-    perr_add(p, to_line ? to_line : ci->line, "timeout %s%s exceeds interval %s%s",
-             fmt_ms(a, sizeof(a), ci->timeout_ms), to_line ? "" : " (inherited from [agent])",
-             fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
+    perr_add(
+        p, to_line ? to_line : ci->line, "timeout %s%s exceeds interval %s%s",
+        confval_fmt_ms(a, sizeof(a), ci->timeout_ms), to_line ? "" : " (inherited from [agent])",
+        confval_fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
 }
 
 /*
@@ -1007,30 +603,18 @@ conf_new(const char *path)
 static struct conf *
 conf_parse(struct parser *p, struct conf_errors *errs)
 {
-    ssize_t n;
+    struct pstate st = {.sect = SECT_NONE};
 
+    p->st = &st;
     p->conf = conf_new(p->file);
-    while ((n = next_line(p)) >= 0) {
-        p->lineno++;
-        parse_line(p, n);
-    }
-    if (p->buf) {
-        /* the last lines read may have held a password */
-        explicit_bzero(p->buf, p->bufcap);
-        free(p->buf);
-        p->buf = NULL;
-    }
-
-    if (p->read_errno) {
-        perr_add(p, 0, "cannot read: %s", strerror(p->read_errno));
-    } else {
+    if (confread_lines(p) == 0) {
         check_agent(p);
         check_zk(p);
-        for (size_t i = 0; i < p->ninsts; i++)
-            check_instance(p, &p->insts[i]);
+        for (size_t i = 0; i < st.ninsts; i++)
+            check_instance(p, &st.insts[i]);
     }
-    for (size_t i = 0; i < p->ninsts; i++) {
-        struct pinst *pi = &p->insts[i];
+    for (size_t i = 0; i < st.ninsts; i++) {
+        struct pinst *pi = &st.insts[i];
         if (pi->discard || p->nerrs) {
             instance_free(pi->ci);
             continue;
@@ -1038,11 +622,9 @@ conf_parse(struct parser *p, struct conf_errors *errs)
         TAILQ_INSERT_TAIL(&p->conf->instances, pi->ci, link);
         p->conf->ninstances++;
     }
-    free(p->insts);
-    p->insts = NULL;
-    free(p->names);
-    p->names = NULL;
-    p->namecap = 0;
+    free(st.insts);
+    free(st.names);
+    p->st = NULL;
 
     if (p->nerrs) {
         perr_flush(p, errs);
@@ -1099,16 +681,6 @@ conf_free(struct conf *conf)
     free(conf);
 }
 
-void
-conf_errors_free(struct conf_errors *errs)
-{
-    for (size_t i = 0; i < errs->n; i++)
-        free(errs->msg[i]);
-    free(errs->msg);
-    errs->msg = NULL;
-    errs->n = 0;
-}
-
 const struct conf_instance *
 conf_find_instance(const struct conf *conf, const char *name)
 {
@@ -1154,32 +726,4 @@ conf_instance_equal(const struct conf_instance *a, const struct conf_instance *b
             return 0;
     }
     return 1;
-}
-
-int
-conf_parse_duration(const char *s, int64_t *ms)
-{
-    int64_t n, unit;
-
-    if (*s < '0' || *s > '9')
-        return -1;
-    for (n = 0; *s >= '0' && *s <= '9'; s++) {
-        n = n * 10 + (*s - '0');
-        if (n > DURATION_MAX_MS)
-            return -1;
-    }
-    if (*s == '\0' || strcmp(s, "ms") == 0)
-        unit = 1;
-    else if (strcmp(s, "s") == 0)
-        unit = 1000;
-    else if (strcmp(s, "m") == 0)
-        unit = MS_MIN;
-    else if (strcmp(s, "h") == 0)
-        unit = MS_H;
-    else
-        return -1;
-    if (n > DURATION_MAX_MS / unit)
-        return -1;
-    *ms = n * unit;
-    return 0;
 }

@@ -2,13 +2,14 @@
  * changes. */
 #include "instance.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "agent.h"
 #include "log.h"
+#include "reply.h"
 #include "report.h"
+#include "rounds.h"
 #include "util.h"
 #include "zkpub.h"
 
@@ -21,26 +22,22 @@ static void period_cb(struct ev_loop *loop, ev_timer *w, int revents);
  * at its own moment. One loop wake-up then sends a round's probes and a few more read their
  * replies, instead of a wake-up per probe and per reply, and on a VM a wake-up costs more CPU
  * than a probe's own work (the figures: docs/performance.md).
- * A round is at most INST_ROUND_MAX_S, and narrower when needed to keep its probes within half
+ * A round is at most ROUNDS_MAX_S, and narrower when needed to keep its probes within half
  * of max_inflight. Each instance is still probed once per interval, and the deadlines, the
  * fastinter re-probe and the EOF path are not aligned to rounds: the rounds only choose the
- * phase of the regular probes.
+ * phase of the regular probes. The arithmetic is rounds.c's.
  */
-#define INST_ROUND_MAX_S 0.1
-
 #define INST_AGENT_ERROR_LOG_S 60.0 /* at most one warn line a minute for the agent's faults */
 
 void
 inst_plan_rounds(struct agent *a, const struct conf *conf)
 {
     const struct conf_instance *ci;
-    double rate = 0., width = INST_ROUND_MAX_S;
+    double rate = 0.;
 
     TAILQ_FOREACH (ci, &conf->instances, link)
         rate += 1000.0 / (double)ci->interval_ms;
-    if (rate * width > (double)conf->max_inflight / 2.0)
-        width = (double)conf->max_inflight / 2.0 / rate;
-    a->tune.round = width;
+    a->tune.round = rounds_width(rate, conf->max_inflight);
 }
 
 /* Seconds from now to INST's first round at least AFTER seconds away. */
@@ -48,13 +45,9 @@ static ev_tstamp
 round_delay(const struct inst *inst, ev_tstamp after)
 {
     const struct agent *a = inst->agent;
-    double interval = (double)inst->conf->interval_ms / 1000.0;
-    double per = floor(interval / a->tune.round + 0.5);
-    double width = interval / (per < 1. ? 1. : per); /* whole rounds per interval */
-    ev_tstamp now = ev_now(a->loop);
-    ev_tstamp at = a->tune.base + ceil((now + after - a->tune.base) / width - 1e-9) * width;
 
-    return at > now ? at - now : 0.;
+    return rounds_delay((double)inst->conf->interval_ms / 1000.0, a->tune.round, a->tune.base,
+                        ev_now(a->loop), after);
 }
 
 /* (Re)starts INST's period at its first round at least AFTER seconds from now. */
@@ -65,10 +58,30 @@ period_start(struct inst *inst, ev_tstamp after)
     double interval = (double)inst->conf->interval_ms / 1000.0;
     ev_tstamp delay = round_delay(inst, after);
 
-    inst->phase_at = fmod(ev_now(a->loop) + delay - a->tune.base, interval);
+    inst->phase_at = rounds_phase(interval, a->tune.base, ev_now(a->loop) + delay);
     inst->down_period = 0;
     ev_timer_stop(a->loop, &inst->period);
     ev_timer_set(&inst->period, delay, interval);
+    ev_timer_start(a->loop, &inst->period);
+}
+
+/*
+ * Puts INST's period back on its own phase (phase_at), at least AFTER seconds from now. A
+ * probe made at once (fastinter, the EOF path, a late reply, the end of a down spell) must not
+ * move the instance's regular probes to wherever that moment falls: instances woken together
+ * (a stall's late replies) would share one round from then on.
+ */
+static void
+period_resume(struct inst *inst, ev_tstamp after)
+{
+    struct agent *a = inst->agent;
+    double interval = (double)inst->conf->interval_ms / 1000.0;
+    ev_tstamp now = ev_now(a->loop);
+    ev_tstamp at = rounds_next_on_phase(interval, a->tune.base, inst->phase_at, now, after);
+
+    inst->down_period = 0;
+    ev_timer_stop(a->loop, &inst->period);
+    ev_timer_set(&inst->period, at - now, interval);
     ev_timer_start(a->loop, &inst->period);
 }
 
@@ -84,17 +97,12 @@ period_keep_phase(struct inst *inst)
     double interval = (double)inst->conf->interval_ms / 1000.0;
     ev_tstamp now = ev_now(a->loop);
     ev_tstamp next = now + ev_timer_remaining(a->loop, &inst->period);
-    double off = fmod(next - a->tune.base - inst->phase_at, interval);
+    ev_tstamp at = rounds_keep_phase(interval, a->tune.base, inst->phase_at, now, next);
 
-    if (off < 0.)
-        off += interval;
-    if (off < 0.001 || off > interval - 0.001)
-        return;
-    next -= off; /* its own phase, before the late restart */
-    if (next <= now)
-        next += interval;
+    if (at == next)
+        return; /* on its phase: left alone */
     ev_timer_stop(a->loop, &inst->period);
-    ev_timer_set(&inst->period, next - now, interval);
+    ev_timer_set(&inst->period, at - now, interval);
     ev_timer_start(a->loop, &inst->period);
 }
 
@@ -118,10 +126,10 @@ period_down(struct inst *inst)
 }
 
 /*
- * Probes again right away: the period restarts (an interval from now on the rounds, or
- * downinter from now while down), and the period callback is made pending in the current
- * loop iteration (ev_feed_event) instead of through a zero-delay timer, which would wait for
- * the next iteration -- up to a collect interval later. It never runs inside the hiredis
+ * Probes again right away: the period restarts (on the instance's own phase at least half an
+ * interval from now, or downinter from now while down), and the period callback is made pending in
+ * the current loop iteration (ev_feed_event) instead of through a zero-delay timer, which would
+ * wait for the next iteration -- up to a collect interval later. It never runs inside the hiredis
  * callback that led here: libev invokes it after the current callback returns. Bounded:
  * fastinter re-probes only while up (at most fall - 1 times in a row), rising ones only while
  * rising (at most rise - 1), the EOF path at most once per interval, and a late reply comes
@@ -133,7 +141,7 @@ schedule_now(struct inst *inst)
     double interval = (double)inst->conf->interval_ms / 1000.0;
 
     if (inst->health.state == INST_UP)
-        period_start(inst, interval);
+        period_resume(inst, interval / 2.);
     else
         period_down(inst);
     ev_feed_event(inst->agent->loop, &inst->period, EV_TIMER);
@@ -277,6 +285,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
         count_latency(&a->c, r->latency_us);
     } else {
         inst->probes_failed++;
+        inst->failures[reply_reason_class(r->status, r->reason)]++;
         a->c.probes_failed++;
         if (r->status == PROBE_TIMEOUT) {
             inst->probes_timeout++;
@@ -329,7 +338,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
      *    later (HAProxy's fastinter): detection costs fall x timeout, not fall x interval; the
      *    re-check after a timeout is also the fresh-connect check (probe.c).
      * 3. Down: downinter after this probe.
-     * 4. Just up: back on the rounds, an interval from now.
+     * 4. Just up: back on its own phase in the rounds, at least half an interval from now.
      */
     if (health_rising(&inst->health, inst->conf->rise) ||
         (r->status != PROBE_OK && inst->health.state == INST_UP))
@@ -337,7 +346,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
     else if (inst->health.state == INST_DOWN)
         period_down(inst);
     else if (inst->health.state == INST_UP && inst->down_period)
-        period_start(inst, (double)inst->conf->interval_ms / 1000.0);
+        period_resume(inst, (double)inst->conf->interval_ms / 1000.0 / 2.);
     first_probes_drain(a);
 }
 

@@ -8,15 +8,65 @@
 
 #include "util.h"
 
-/* Error prefixes that name a known condition, and the reason a consumer sees. */
+/* Error prefixes that name a known condition, the reason a consumer sees, and its class. */
 static const struct {
     const char *prefix;
     const char *reason;
+    enum probe_class cls;
 } known_errors[] = {
-    {"LOADING", "loading"},       {"BUSY", "busy"},
-    {"MASTERDOWN", "masterdown"}, {"NOAUTH", "auth failed"},
-    {"WRONGPASS", "auth failed"}, {"NOPERM", "auth failed"},
+    {"LOADING", "loading", PROBE_CLASS_LOADING},
+    {"BUSY", "busy", PROBE_CLASS_BUSY},
+    {"MASTERDOWN", "masterdown", PROBE_CLASS_MASTERDOWN},
+    {"NOAUTH", "auth failed", PROBE_CLASS_AUTH},
+    {"WRONGPASS", "auth failed", PROBE_CLASS_AUTH},
+    {"NOPERM", "auth failed", PROBE_CLASS_AUTH},
 };
+
+/* The other reasons this module and the probe module write, by their start, and their class. */
+static const struct {
+    const char *start;
+    enum probe_class cls;
+} reason_classes[] = {
+    {"timeout", PROBE_CLASS_TIMEOUT},           {"connection refused", PROBE_CLASS_REFUSED},
+    {"no such socket", PROBE_CLASS_REFUSED},    {"protocol error", PROBE_CLASS_PROTOCOL},
+    {"unexpected reply", PROBE_CLASS_PROTOCOL}, {"error: ", PROBE_CLASS_ERROR},
+};
+
+static const char *const class_names[PROBE_CLASSES] = {
+    [PROBE_CLASS_TIMEOUT] = "timeout",
+    [PROBE_CLASS_REFUSED] = "refused",
+    [PROBE_CLASS_CONNECTION] = "connection",
+    [PROBE_CLASS_PROTOCOL] = "protocol",
+    [PROBE_CLASS_AUTH] = "auth",
+    [PROBE_CLASS_LOADING] = "loading",
+    [PROBE_CLASS_BUSY] = "busy",
+    [PROBE_CLASS_MASTERDOWN] = "masterdown",
+    [PROBE_CLASS_ERROR] = "error",
+};
+
+enum probe_class
+reply_reason_class(enum probe_status status, const char *reason)
+{
+    if (status == PROBE_TIMEOUT)
+        return PROBE_CLASS_TIMEOUT;
+    if (status == PROBE_CONCLUSIVE)
+        return PROBE_CLASS_REFUSED;
+    for (size_t i = 0; i < ARRAY_LEN(known_errors); i++)
+        if (strcmp(reason, known_errors[i].reason) == 0)
+            return known_errors[i].cls;
+    for (size_t i = 0; i < ARRAY_LEN(reason_classes); i++)
+        if (strncmp(reason, reason_classes[i].start, strlen(reason_classes[i].start)) == 0)
+            return reason_classes[i].cls;
+    /* "connection lost", "connection reset", "connection error: ..." and whatever else hiredis
+     * may say about the link */
+    return PROBE_CLASS_CONNECTION;
+}
+
+const char *
+reply_class_name(enum probe_class c)
+{
+    return (unsigned)c < PROBE_CLASSES ? class_names[c] : "error";
+}
 
 static int
 has_word_prefix(const char *s, size_t len, const char *word)

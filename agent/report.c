@@ -9,6 +9,7 @@
 
 #include "agent.h"
 #include "maint.h"
+#include "reply.h"
 #include "selfstat.h"
 #include "stats.h"
 #include "upgrade.h"
@@ -245,16 +246,100 @@ metric_d(struct sbuf *out, const char *name, const char *type, const char *help,
     sbuf_printf(out, "%s %.17g\n", name, v);
 }
 
+/* Appends ",KEY=\"VALUE\"", VALUE escaped. */
 static void
-inst_labels(struct sbuf *out, const struct inst *inst)
+label(struct sbuf *out, const char *key, const char *v)
 {
-    sbuf_adds(out, "{name=\"");
+    sbuf_printf(out, ",%s=\"", key);
+    label_value(out, v);
+    sbuf_adds(out, "\"");
+}
+
+/*
+ * Starts a sample of the per-instance family NAME: `NAME{name="...",cluster="..."`, the
+ * labels every per-instance series has. The caller adds its own labels, then "} VALUE\n".
+ */
+static void
+inst_sample(struct sbuf *out, const char *name, const struct inst *inst)
+{
+    sbuf_printf(out, "%s{name=\"", name);
     label_value(out, inst->conf->name);
     sbuf_adds(out, "\",cluster=\"");
     label_value(out, inst->conf->cluster);
-    sbuf_adds(out, "\",address=\"");
-    label_value(out, inst->conf->address);
     sbuf_adds(out, "\"");
+}
+
+/*
+ * The per-instance families. Each series is labelled {name,cluster}; what else describes an
+ * instance (address, role, and a replica's master and link) is on the one _info series, and
+ * sentinel_agent_instance_up keeps address (SPEC's example), so a query joins on name and
+ * cluster instead of every series repeating the rest.
+ */
+static void
+instance_metrics(struct agent *a, struct sbuf *out)
+{
+    struct inst *inst;
+
+    family(out, "sentinel_agent_instance_info", "gauge",
+           "Always 1: the instance's address, and its role, master and link as its last "
+           "probe while up saw them (unknown and empty otherwise).");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        const struct role_info *r = &inst->health.role;
+        inst_sample(out, "sentinel_agent_instance_info", inst);
+        label(out, "address", inst->conf->address);
+        label(out, "role", health_role_name(r->role));
+        label(out, "master", r->master);
+        label(out, "link", r->link);
+        sbuf_adds(out, "} 1\n");
+    }
+    family(out, "sentinel_agent_instance_up", "gauge",
+           "1 if the instance is up, 0 if down or not yet probed.");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        inst_sample(out, "sentinel_agent_instance_up", inst);
+        label(out, "address", inst->conf->address);
+        sbuf_printf(out, "} %d\n", inst->health.state == INST_UP);
+    }
+    family(out, "sentinel_agent_instance_last_change_timestamp_seconds", "gauge",
+           "When the instance's probed state last changed, since unix epoch in seconds; absent "
+           "before its first probe decided a state.");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        if (inst->health.state == INST_UNKNOWN || inst->health.since_ms <= 0)
+            continue;
+        inst_sample(out, "sentinel_agent_instance_last_change_timestamp_seconds", inst);
+        sbuf_printf(out, "} %.3f\n", (double)inst->health.since_ms / 1e3);
+    }
+    family(out, "sentinel_agent_instance_latency_seconds", "gauge",
+           "Round trip of the instance's last successful probe; absent while it is not up.");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        if (inst->health.state != INST_UP)
+            continue;
+        inst_sample(out, "sentinel_agent_instance_latency_seconds", inst);
+        sbuf_printf(out, "} %.6f\n", (double)inst->health.latency_us / 1e6);
+    }
+    family(out, "sentinel_agent_instance_published", "gauge",
+           "1 when ZooKeeper holds the instance's current state.");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        inst_sample(out, "sentinel_agent_instance_published", inst);
+        sbuf_printf(out, "} %d\n", zkpub_node_published(inst->zn));
+    }
+    family(out, "sentinel_agent_instance_maint", "gauge",
+           "1 while an operator has the instance in maintenance.");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        inst_sample(out, "sentinel_agent_instance_maint", inst);
+        sbuf_printf(out, "} %d\n", maint_get(a->maint, inst->conf->name) != NULL);
+    }
+    family(out, "sentinel_agent_instance_probe_failures_total", "counter",
+           "Failed probes of the instance by reason class: timeout, refused (connection "
+           "refused, no such socket), connection (other connection errors), protocol, auth, "
+           "loading, busy, masterdown, error (other error replies). The agent's own faults "
+           "are not counted here.");
+    TAILQ_FOREACH (inst, &a->instances, link) {
+        for (int i = 0; i < PROBE_CLASSES; i++) {
+            inst_sample(out, "sentinel_agent_instance_probe_failures_total", inst);
+            label(out, "reason", reply_class_name((enum probe_class)i));
+            sbuf_printf(out, "} %" PRIu64 "\n", inst->failures[i]);
+        }
+    }
 }
 
 void
@@ -264,7 +349,6 @@ report_metrics(struct agent *a, struct sbuf *out)
     struct selfstat ss;
     struct zkpub_stats zs = zk_stats(a);
     struct agent_counters *c = &a->c;
-    struct inst *inst;
 
     selfstat_read(&ss);
     /* A reading the kernel would not give (-1) is left out rather than shown as a value. */
@@ -291,45 +375,11 @@ report_metrics(struct agent *a, struct sbuf *out)
     sbuf_printf(out, "sentinel_agent_build_info{version=\"%s\"} 1\n", SA_VERSION);
     metric_u(out, "sentinel_agent_instances", "gauge", "Configured Redis instances.",
              (uint64_t)a->ninstances);
+    instance_metrics(a, out);
 
-    family(out, "sentinel_agent_instance_up", "gauge",
-           "1 if the instance is up, 0 if down or not yet probed.");
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        sbuf_adds(out, "sentinel_agent_instance_up");
-        inst_labels(out, inst);
-        sbuf_printf(out, "} %d\n", inst->health.state == INST_UP);
-    }
-    family(out, "sentinel_agent_instance_role", "gauge", "The instance's role (1 for the role).");
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        sbuf_adds(out, "sentinel_agent_instance_role");
-        inst_labels(out, inst);
-        sbuf_printf(out, ",role=\"%s\"} 1\n", health_role_name(inst->health.role.role));
-    }
-    family(out, "sentinel_agent_instance_latency_seconds", "gauge",
-           "Round trip of the instance's last successful probe.");
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        sbuf_adds(out, "sentinel_agent_instance_latency_seconds");
-        inst_labels(out, inst);
-        sbuf_printf(out, "} %.6f\n", (double)inst->health.latency_us / 1e6);
-    }
-    family(out, "sentinel_agent_instance_published", "gauge",
-           "1 when ZooKeeper holds the instance's current state.");
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        sbuf_adds(out, "sentinel_agent_instance_published");
-        inst_labels(out, inst);
-        sbuf_printf(out, "} %d\n", zkpub_node_published(inst->zn));
-    }
-    family(out, "sentinel_agent_instance_maint", "gauge",
-           "1 while an operator has the instance in maintenance.");
-    TAILQ_FOREACH (inst, &a->instances, link) {
-        sbuf_adds(out, "sentinel_agent_instance_maint{name=\"");
-        label_value(out, inst->conf->name);
-        sbuf_adds(out, "\",cluster=\"");
-        label_value(out, inst->conf->cluster);
-        sbuf_printf(out, "\"} %d\n", maint_get(a->maint, inst->conf->name) != NULL);
-    }
-
-    family(out, "sentinel_agent_probes_total", "counter", "Completed probes by result.");
+    family(out, "sentinel_agent_probes_total", "counter",
+           "Completed probes by result: ok, error (failed other than by timeout), timeout; "
+           "the three do not overlap and sum to every completed probe.");
     sbuf_printf(out, "sentinel_agent_probes_total{result=\"ok\"} %" PRIu64 "\n", c->probes_ok);
     sbuf_printf(out, "sentinel_agent_probes_total{result=\"error\"} %" PRIu64 "\n",
                 c->probes_failed - c->probes_timeout);
@@ -365,7 +415,7 @@ report_metrics(struct agent *a, struct sbuf *out)
                     strcmp(zs.state, zk_states[i]) == 0);
     family(out, "sentinel_agent_zk_writes_total", "counter", "ZooKeeper writes by result.");
     sbuf_printf(out, "sentinel_agent_zk_writes_total{result=\"ok\"} %" PRIu64 "\n", zs.writes_ok);
-    sbuf_printf(out, "sentinel_agent_zk_writes_total{result=\"failed\"} %" PRIu64 "\n",
+    sbuf_printf(out, "sentinel_agent_zk_writes_total{result=\"error\"} %" PRIu64 "\n",
                 zs.writes_failed);
     metric_u(out, "sentinel_agent_zk_pending", "gauge", "ZooKeeper requests in flight.",
              (uint64_t)zs.pending);
@@ -381,7 +431,7 @@ report_metrics(struct agent *a, struct sbuf *out)
     family(out, "sentinel_agent_config_reloads_total", "counter", "Config reloads by result.");
     sbuf_printf(out, "sentinel_agent_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
                 c->config_reloads);
-    sbuf_printf(out, "sentinel_agent_config_reloads_total{result=\"failed\"} %" PRIu64 "\n",
+    sbuf_printf(out, "sentinel_agent_config_reloads_total{result=\"error\"} %" PRIu64 "\n",
                 c->config_reload_failures);
 }
 

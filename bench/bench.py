@@ -16,9 +16,13 @@ private temp dir, and measures every process from the outside, the same way:
   * agent start: READY=1 on our own NOTIFY_SOCKET, all N nodes seen in ZooKeeper, and the
     nodes' ctime span from the agent node's creation; SIGTERM to exit with all nodes gone;
   * the floor: after the agent, on the same farm and the agent's instance list, probe-floor
-    (bench/floor.c, a bare epoll PING client) measured by the same CPU window, its N PINGs
-    sent all at once each interval ("burst") and in 10 groups ("rounds10"): what one
-    loopback PING round trip costs a client on this machine, the agent's irreducible part.
+    (bench/floor.c, a bare epoll client sending the agent's bytes, ROLE + PING in one write)
+    measured by the same CPU window, its N probes sent all at once each interval ("burst")
+    and in 10 groups ("rounds10"), and PING alone in 10 groups ("rounds10-ping"): what one
+    loopback round trip costs a client on this machine, the agent's irreducible part;
+  * Redis's own CPU: utime+stime (and schedstat) summed over the farm's redis-servers over
+    each process's window -- the agent alone, Sentinel alone, each floor run -- less the
+    idle farm's (a window with no client at all, before the agent starts), per probe.
 
 Everything it starts is registered and stopped at the end, on error, on Ctrl-C or SIGTERM;
 every phase has a deadline. Raw results go to a JSON file; bench/report.py turns them into
@@ -58,9 +62,12 @@ INTERVAL_S = 1.0
 TIMEOUT_MS = 500
 FALL = 2
 RISE = 2
-# The floor's two send patterns: all N PINGs at the start of each interval, and N/10 every
-# 100 ms, as the agent sends them in its probe rounds (agent/instance.c).
-FLOOR_RUNS = (("burst", 1), ("rounds10", 10))
+# The floor's runs: (label, slots, mode). Two send patterns of the agent's own bytes (ROLE +
+# PING in one write, --mode pingrole): all N probes at the start of each interval, and N/10
+# every 100 ms, as the agent sends them in its probe rounds (agent/instance.c); and the old
+# PING-only floor in rounds, for comparison: what ROLE costs a client, and Redis.
+FLOOR_RUNS = (("burst", 1, "pingrole"), ("rounds10", 10, "pingrole"),
+              ("rounds10-ping", 10, "ping"))
 
 
 class PhaseTimeout(Exception):
@@ -172,6 +179,20 @@ def proc_snapshot(pid):
         "threads": int(st["Threads"]),
         "fds": len(os.listdir("/proc/%d/fd" % pid)),
     }
+
+
+def group_cpu(pids):
+    """(utime+stime, schedstat) seconds summed over PIDS (a farm's redis-servers); a pid
+    that has gone is skipped, and counted in the third element."""
+    cpu = sched = 0.0
+    gone = 0
+    for pid in pids:
+        try:
+            cpu += proc_cpu_s(pid)
+            sched += proc_sched_s(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            gone += 1
+    return cpu, sched, gone
 
 
 def machine_cpu():
@@ -289,18 +310,20 @@ def redis_ping(port, timeout=0.3):
         return False
 
 
-def redis_server(workdir, port):
-    """A farm server (not started): the harness's redis-server with room for many clients."""
+def redis_server(workdir, port, hz):
+    """A farm server (not started): the harness's redis-server with room for many clients,
+    its cron at HZ a second (see --redis-hz)."""
     return harness.RedisServer(workdir, port=port, name="redis-%d" % port, start=False,
-                               extra_conf=["maxclients 20000", "loglevel warning"])
+                               extra_conf=["maxclients 20000", "loglevel warning", "hz %d" % hz,
+                                           "dynamic-hz no"])
 
 
 class Farm:
     """K redis-servers."""
 
-    def __init__(self, procs, workdir, k):
+    def __init__(self, procs, workdir, k, hz):
         ports = alloc_ports(k)
-        self.servers = [procs.own(redis_server(workdir, p)) for p in ports]
+        self.servers = [procs.own(redis_server(workdir, p, hz)) for p in ports]
 
     def start(self, timeout=120.0):
         t0 = time.monotonic()
@@ -322,6 +345,10 @@ class Farm:
     def stop(self, procs):
         for s in self.servers:
             s.cleanup()
+
+    def pids(self):
+        """The redis-servers' pids now (a victim restarted after kill -9 has a new one)."""
+        return [s.proc.pid for s in self.servers if s.proc is not None and s.proc.poll() is None]
 
 
 def zookeeper(procs, workdir):
@@ -466,13 +493,14 @@ class Floor:
     its counters as JSON lines on stdout: one when all are connected (signals are safe to
     send from then on, not before), one per SIGUSR1, the last at SIGTERM."""
 
-    def __init__(self, procs, workdir, build, addrs, slots, label):
+    def __init__(self, procs, workdir, build, addrs, slots, label, mode):
         self.procs = procs
         self.dir = os.path.join(workdir, "floor-%s" % label)
         os.makedirs(self.dir, exist_ok=True)
         self.bin = os.path.join(build, "probe-floor")
         self.slots = slots
         self.label = label
+        self.mode = mode
         self.addr_file = os.path.join(self.dir, "addrs")
         with open(self.addr_file, "w") as f:
             f.write("".join("%s:%d\n" % a for a in addrs))
@@ -483,7 +511,7 @@ class Floor:
         self.proc = self.procs.spawn(
             "floor-%s" % self.label,
             [self.bin, "--interval-ms", str(int(INTERVAL_S * 1000)), "--slots", str(self.slots),
-             self.addr_file], self.log_path, graceful=True)
+             "--mode", self.mode, self.addr_file], self.log_path, graceful=True)
 
     @property
     def pid(self):
@@ -626,6 +654,10 @@ class NodeWatch:
 
 # -------------------------------------------------------------------- measurements
 
+def fmt_opt(v, fmt="%.2f"):
+    return "-" if v is None else fmt % v
+
+
 def summarize(xs):
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -633,11 +665,14 @@ def summarize(xs):
     return {"n": len(xs), "median": statistics.median(xs), "max": max(xs), "min": min(xs)}
 
 
-def cpu_window(pids, window, agent=None, counter=None):
+def cpu_window(pids, window, agent=None, counter=None, groups=None):
     """CPU of each pid over WINDOW seconds, and the machine's load meanwhile. COUNTER, if
     given, is read where the agent's stats are: a callable returning a dict of counters,
-    whose differences over the window come back as out["counters"]."""
+    whose differences over the window come back as out["counters"]. GROUPS ({name: [pid]},
+    e.g. the farm's redis-servers) come back summed, as out["groups"][name]."""
+    groups = groups or {}
     t0 = time.monotonic()
+    g0 = {k: group_cpu(v) for k, v in groups.items()}
     a0 = {k: (proc_cpu_s(p), proc_sched_s(p), proc_ctxsw(p)) for k, p in pids.items()}
     th0 = proc_threads_sched(pids["agent"]) if "agent" in pids else {}
     m0 = machine_cpu()
@@ -649,6 +684,7 @@ def cpu_window(pids, window, agent=None, counter=None):
     st1 = agent.stats() if agent else None
     a1 = {k: (proc_cpu_s(p), proc_sched_s(p), proc_ctxsw(p)) for k, p in pids.items()}
     th1 = proc_threads_sched(pids["agent"]) if "agent" in pids else {}
+    g1 = {k: group_cpu(v) for k, v in groups.items()}
     m1 = machine_cpu()
     t1 = time.monotonic()
     out = {"window_s": t1 - t0, "loadavg_before": la0, "loadavg_after": loadavg(),
@@ -659,6 +695,8 @@ def cpu_window(pids, window, agent=None, counter=None):
         out["procs"][k] = {"cpu_s": a1[k][0] - a0[k][0], "sched_s": a1[k][1] - a0[k][1],
                            "wakeups": a1[k][2][0] - a0[k][2][0],
                            "preempted": a1[k][2][1] - a0[k][2][1]}
+    out["groups"] = {k: {"cpu_s": g1[k][0] - g0[k][0], "sched_s": g1[k][1] - g0[k][1],
+                         "procs": len(groups[k]), "gone": g1[k][2]} for k in groups}
     if agent:
         out["agent_probes"] = st1["probes_total"] - st0["probes_total"]
         out["agent_probes_skipped"] = st1["probes_skipped"] - st0["probes_skipped"]
@@ -669,21 +707,46 @@ def cpu_window(pids, window, agent=None, counter=None):
     return out
 
 
-def floor_run(args, procs, workdir, addrs, slots, label):
+def redis_figures(grp, window_s, probes, idle):
+    """The farm's own CPU over a window (GRP, a cpu_window group) per probe of the prober
+    measured in it: gross, and net of the idle farm's rate (IDLE, run["redis_idle"])."""
+    out = dict(grp)
+    out["us_per_probe"] = grp["cpu_s"] * 1e6 / max(1, probes)
+    out["sched_us_per_probe"] = grp["sched_s"] * 1e6 / max(1, probes)
+    if idle:
+        out["net_us_per_probe"] = (grp["cpu_s"] - idle["cpu_per_s"] * window_s) * 1e6 / max(1, probes)
+        out["net_sched_us_per_probe"] = ((grp["sched_s"] - idle["sched_per_s"] * window_s) * 1e6
+                                         / max(1, probes))
+    return out
+
+
+def redis_idle(farm, seconds):
+    """The farm's own CPU with no client at all (serverCron and the like), per second."""
+    win = cpu_window({}, seconds, groups={"redis": farm.pids()})
+    g = win["groups"]["redis"]
+    return {"window_s": win["window_s"], "cpu_s": g["cpu_s"], "sched_s": g["sched_s"],
+            "servers": g["procs"], "cpu_per_s": g["cpu_s"] / win["window_s"],
+            "sched_per_s": g["sched_s"] / win["window_s"],
+            "machine_busy_pct": win["machine_busy_pct"]}
+
+
+def floor_run(args, procs, workdir, addrs, slots, label, mode, farm, idle):
     """One probe-floor measurement on ADDRS, the agent's instance list in its order: start,
-    warm-up, the CPU window exactly as the agent's, SIGTERM. Figures per probe (PING sent
-    in the window), or {"error": ...} with whatever was measured before it failed."""
+    warm-up, the CPU window exactly as the agent's (the farm's redis-servers measured over
+    it too), SIGTERM. Figures per probe (sent in the window), or {"error": ...} with
+    whatever was measured before it failed."""
     n = len(addrs)
-    fl = Floor(procs, workdir, args.build, addrs, slots, label)
-    res = {"slots": slots}
+    fl = Floor(procs, workdir, args.build, addrs, slots, label, mode)
+    res = {"slots": slots, "mode": mode}
     try:
         fl.start()
         fl.connected(args.phase_timeout)
         time.sleep(args.warmup)
-        win = cpu_window({"floor": fl.pid}, args.window, counter=fl.counters)
+        win = cpu_window({"floor": fl.pid}, args.window, counter=fl.counters,
+                         groups={"redis": farm.pids()})
         p = win["procs"]["floor"]
         c = {k: v for k, v in win["counters"].items()  # not its settings, constant
-             if k not in ("connections", "slots", "interval_ms")}
+             if k not in ("connections", "slots", "interval_ms", "probe_bytes")}
         probes = c["sent"]
         res.update({
             "window_s": win["window_s"], "machine_busy_pct": win["machine_busy_pct"],
@@ -695,6 +758,7 @@ def floor_run(args, procs, workdir, addrs, slots, label):
             "sched_us_per_probe": p["sched_s"] * 1e6 / max(1, probes),
             "wakeups_per_probe": p["wakeups"] / max(1, probes),
             "us_per_instance_s": p["cpu_s"] * 1e6 / (n * win["window_s"]),
+            "redis": redis_figures(win["groups"]["redis"], win["window_s"], probes, idle),
         })
         res.update(proc_snapshot(fl.pid))
         rc, final = fl.stop()
@@ -707,6 +771,8 @@ def floor_run(args, procs, workdir, addrs, slots, label):
             problems.append("exit code %s" % rc)
         if final is None:
             problems.append("no final counters")
+        elif final.get("mode", "ping") != mode:
+            problems.append("ran in mode %s, not %s" % (final.get("mode"), mode))
         else:
             if final["errors"]:
                 problems.append("%d errors" % final["errors"])
@@ -862,8 +928,11 @@ def run_one(args, procs, zk, kz, n, workdir):
     os.makedirs(rdir, exist_ok=True)
     run["solo"] = solo
     log("N=%d: starting %d redis-servers" % (n, k + solo))
-    farm = Farm(procs, rdir, k + solo)
+    farm = Farm(procs, rdir, k + solo, args.redis_hz)
     run["farm_start_s"] = farm.start()
+    if args.idle_window:
+        log("N=%d: the idle farm, %d s (no client)" % (n, args.idle_window))
+        run["redis_idle"] = redis_idle(farm, args.idle_window)
     instances = []  # (name, server)
     for i in range(n - solo):
         instances.append(("i%05d" % i, farm.servers[i % k]))
@@ -918,16 +987,10 @@ def run_one(args, procs, zk, kz, n, workdir):
         log("N=%d: READY %.0f ms, all %d nodes seen %.0f ms after start" % (
             n, a["ready_ms"], n, a["all_published_seen_ms"]))
 
-        # ---- Sentinel on the same farm
-        if use_sentinel:
-            log("N=%d: starting redis-sentinel" % n)
-            sentinel = Sentinel(procs, rdir, [(nm, s.port) for nm, s in instances])
-            sentinel.start()
-            sev = SentinelEvents(sentinel.port)
-            run["sentinel_res"] = {"ready_ms": (sentinel.t_ready - sentinel.t_spawn) * 1000}
-
-        # ---- steady state: CPU window, RSS, threads, fds
-        log("N=%d: warm-up %d s, then a %d s CPU window" % (n, args.warmup, args.window))
+        # ---- steady state, the agent alone on the farm: CPU window (the redis-servers'
+        # own CPU over it too), RSS, threads, fds
+        log("N=%d: warm-up %d s, then a %d s CPU window, the agent alone" % (
+            n, args.warmup, args.window))
         if os.environ.get("SA_BENCH_TRACE"):
             prev = None
             for _ in range(int(args.warmup / 0.5)):
@@ -942,9 +1005,7 @@ def run_one(args, procs, zk, kz, n, workdir):
         else:
             time.sleep(args.warmup)
         pids = {"agent": agent.pid, "zookeeper": zk.proc.pid}
-        if sentinel:
-            pids["sentinel"] = sentinel.pid
-        win = cpu_window(pids, args.window, agent)
+        win = cpu_window(pids, args.window, agent, groups={"redis": farm.pids()})
         run["cpu"] = win
         a["cpu_s"] = win["procs"]["agent"]["cpu_s"]
         a["sched_s"] = win["procs"]["agent"]["sched_s"]
@@ -953,28 +1014,29 @@ def run_one(args, procs, zk, kz, n, workdir):
         a["us_per_probe"] = a["cpu_s"] * 1e6 / max(1, win["agent_probes"])
         a["us_per_instance_s"] = a["cpu_s"] * 1e6 / (n * win["window_s"])
         a["us_per_instance_s_sched"] = a["sched_s"] * 1e6 / (n * win["window_s"])
+        a["redis"] = redis_figures(win["groups"]["redis"], win["window_s"], win["agent_probes"],
+                                   run.get("redis_idle"))
         a.update(proc_snapshot(agent.pid))
         a["stats"] = agent.stats()
-        if sentinel:
-            s = run["sentinel_res"]
-            s["cpu_s"] = win["procs"]["sentinel"]["cpu_s"]
-            s["sched_s"] = win["procs"]["sentinel"]["sched_s"]
-            s["us_per_instance_s"] = s["cpu_s"] * 1e6 / (n * win["window_s"])
-            s["us_per_instance_s_sched"] = s["sched_s"] * 1e6 / (n * win["window_s"])
-            s.update(proc_snapshot(sentinel.pid))
         log("N=%d: threads %s" % (n, {k: round(v * 1e3, 1) for k, v in win["agent_threads_sched_s"].items()}))
         log("N=%d: agent %.2f wake-ups/probe" % (n, a["wakeups_per_probe"]))
-        log("N=%d: agent %.2f us/probe (%.2f sched), rss %.1f MiB, %d threads, %d fds%s" % (
-            n, a["us_per_probe"], a["us_per_instance_s_sched"], a["rss_bytes"] / 2**20,
-            a["threads"], a["fds"],
-            "" if not sentinel else "; sentinel %.2f us/master-s, rss %.1f MiB, %d fds" % (
-                run["sentinel_res"]["us_per_instance_s"],
-                run["sentinel_res"]["rss_bytes"] / 2**20, run["sentinel_res"]["fds"])))
+        log("N=%d: agent %.2f us/probe (%.2f sched), rss %.1f MiB, %d threads, %d fds; "
+            "redis-servers %s us/probe net of idle (%.2f gross)" % (
+                n, a["us_per_probe"], a["us_per_instance_s_sched"], a["rss_bytes"] / 2**20,
+                a["threads"], a["fds"], fmt_opt(a["redis"].get("net_us_per_probe")),
+                a["redis"]["us_per_probe"]))
+        outdir = os.path.dirname(os.path.abspath(args.out))
         if args.perf:
-            a["perf"] = perf_profile(agent.pid, args.perf, os.path.dirname(os.path.abspath(args.out)), "agent-n%d" % n)
-            if sentinel:
-                run["sentinel_res"]["perf"] = perf_profile(sentinel.pid, args.perf, os.path.dirname(os.path.abspath(args.out)),
-                                                           "sentinel-n%d" % n)
+            a["perf"] = perf_profile(agent.pid, args.perf, outdir, "agent-n%d" % n)
+
+        # ---- Sentinel on the same farm, beside the agent for the faults
+        if use_sentinel:
+            log("N=%d: starting redis-sentinel, warm-up %d s" % (n, args.warmup))
+            sentinel = Sentinel(procs, rdir, [(nm, s.port) for nm, s in instances])
+            sentinel.start()
+            sev = SentinelEvents(sentinel.port)
+            run["sentinel_res"] = {"ready_ms": (sentinel.t_ready - sentinel.t_spawn) * 1000}
+            time.sleep(args.warmup)
 
         # ---- faults
         for kind, det_to in (("kill9", 5.0), ("sigstop", 6.0)):
@@ -1009,9 +1071,35 @@ def run_one(args, procs, zk, kz, n, workdir):
         a["sigterm_nodes_gone_ms"] = (gone["nodes"] - t0) * 1000
         a["sigterm_all_ms"] = (max(gone.values()) - t0) * 1000
         procs.forget(agent.proc)
+        log("N=%d: agent exit %.0f ms, nodes gone %.0f ms after SIGTERM" % (
+            n, a["sigterm_exit_ms"], a["sigterm_nodes_gone_ms"]))
+
+        # ---- Sentinel alone on the farm: its CPU window (the redis-servers' with it)
         if sentinel:
             sev.close()
             sev = None
+            log("N=%d: Sentinel alone: warm-up %d s, then a %d s CPU window" % (
+                n, args.warmup, args.window))
+            time.sleep(args.warmup)
+            swin = cpu_window({"sentinel": sentinel.pid}, args.window,
+                              groups={"redis": farm.pids()})
+            run["cpu_sentinel"] = swin
+            s = run["sentinel_res"]
+            s["cpu_s"] = swin["procs"]["sentinel"]["cpu_s"]
+            s["sched_s"] = swin["procs"]["sentinel"]["sched_s"]
+            s["us_per_instance_s"] = s["cpu_s"] * 1e6 / (n * swin["window_s"])
+            s["us_per_instance_s_sched"] = s["sched_s"] * 1e6 / (n * swin["window_s"])
+            # Sentinel's "probes": one per instance-second, to read beside ours (it sends a
+            # PING every 500 ms, an INFO every 10 s and a hello every 2 s per master).
+            s["redis"] = redis_figures(swin["groups"]["redis"], swin["window_s"],
+                                       n * swin["window_s"] / INTERVAL_S, run.get("redis_idle"))
+            s.update(proc_snapshot(sentinel.pid))
+            log("N=%d: sentinel %.2f us/master-s, rss %.1f MiB, %d fds; redis-servers %s us "
+                "per instance-s net of idle" % (
+                    n, s["us_per_instance_s"], s["rss_bytes"] / 2**20, s["fds"],
+                    fmt_opt(s["redis"].get("net_us_per_probe"))))
+            if args.perf:
+                s["perf"] = perf_profile(sentinel.pid, args.perf, outdir, "sentinel-n%d" % n)
             t0 = time.monotonic()
             sentinel.proc.send_signal(signal.SIGTERM)
             try:
@@ -1020,27 +1108,29 @@ def run_one(args, procs, zk, kz, n, workdir):
             except subprocess.TimeoutExpired:
                 run["sentinel_res"]["sigterm_exit_ms"] = None
             procs.forget(sentinel.proc)
-        log("N=%d: agent exit %.0f ms, nodes gone %.0f ms after SIGTERM" % (
-            n, a["sigterm_exit_ms"], a["sigterm_nodes_gone_ms"]))
 
-        # ---- the floor: a bare PING client, alone on the same farm, the agent's instances
+        # ---- the floor: a bare client, alone on the same farm, the agent's instances
         if not args.no_floor:
             ports = {s.port for _, s in instances}
             wait_for(lambda: all(redis_ping(p) for p in ports), args.phase_timeout,
                      "every redis-server answering before the floor", 0.1)
             run["floor"] = {}
-            for label, slots in FLOOR_RUNS:
-                log("N=%d: floor, %s (--slots %d): warm-up %d s, then a %d s CPU window" % (
-                    n, label, slots, args.warmup, args.window))
+            for label, slots, mode in FLOOR_RUNS:
+                if label not in args.floor_runs:
+                    continue
+                log("N=%d: floor, %s (--slots %d --mode %s): warm-up %d s, then a %d s CPU "
+                    "window" % (n, label, slots, mode, args.warmup, args.window))
                 fr = floor_run(args, procs, rdir, [(LOOPBACK, s.port) for _, s in instances],
-                               slots, label)
+                               slots, label, mode, farm, run.get("redis_idle"))
                 run["floor"][label] = fr
                 if "error" in fr:
                     log("N=%d: FLOOR %s FAILED: %s" % (n, label, fr["error"]))
                 else:
                     log("N=%d: floor %s %.2f us/probe (%.2f sched), %.2f wake-ups/probe, "
-                        "%d probes" % (n, label, fr["us_per_probe"], fr["sched_us_per_probe"],
-                                       fr["wakeups_per_probe"], fr["probes"]))
+                        "%d probes; redis-servers %s us/probe net of idle" % (
+                            n, label, fr["us_per_probe"], fr["sched_us_per_probe"],
+                            fr["wakeups_per_probe"], fr["probes"],
+                            fmt_opt(fr["redis"].get("net_us_per_probe"))))
     finally:
         if sev:
             sev.close()
@@ -1089,8 +1179,22 @@ def main():
     ap.add_argument("--phase-timeout", type=float, default=60.0, help="deadline of start-up phases")
     ap.add_argument("--time-limit", type=int, default=3600, help="deadline of the whole run, s")
     ap.add_argument("--no-floor", action="store_true",
-                    help="skip the floor (probe-floor, a bare epoll PING client measured "
+                    help="skip the floor (probe-floor, a bare epoll client measured "
                          "after the agent on the same farm)")
+    ap.add_argument("--floor-runs", default=",".join(r[0] for r in FLOOR_RUNS),
+                    help="which floor runs, comma-separated, of: %s (ROLE + PING in one "
+                         "write, all at once / in 10 groups; PING alone in 10 groups)" %
+                         ", ".join(r[0] for r in FLOOR_RUNS))
+    ap.add_argument("--redis-hz", type=int, default=1,
+                    help="the farm's redis-servers' hz (Redis's default is 10). An idle "
+                         "redis-server's cron costs about 1.2 ms of CPU a second at hz 10 on a "
+                         "2-CPU VM: at one server per instance that is ~1,200 us per "
+                         "instance-second, burying the probes' own cost to Redis (~10 us) and "
+                         "loading the machine; at hz 1 a tenth of it")
+    ap.add_argument("--idle-window", type=int, default=None,
+                    help="seconds of the idle farm (no client) measured before the agent "
+                         "starts, subtracted from the redis-servers' CPU (default: --window; "
+                         "0: off)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"),
                     help="raw results (JSON)")
     ap.add_argument("--seed", type=int, default=None)
@@ -1100,6 +1204,12 @@ def main():
                          "but the profile is exact)")
     args = ap.parse_args()
     ns = [int(x) for x in args.n.split(",") if x.strip()]
+    if args.idle_window is None:
+        args.idle_window = args.window
+    args.floor_runs = [x.strip() for x in args.floor_runs.split(",") if x.strip()]
+    unknown = set(args.floor_runs) - {r[0] for r in FLOOR_RUNS}
+    if unknown:
+        sys.exit("bench.py: unknown --floor-runs %s" % ",".join(sorted(unknown)))
     random.seed(args.seed)
 
     if not os.path.exists(os.path.join(args.build, "sentinel-agent")):
@@ -1131,7 +1241,12 @@ def main():
     results = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "args": vars(args),
                         "versions": versions(args.build), "fd_limit": fdlim,
                         "loadavg_start": loadavg(), "interval_s": INTERVAL_S,
-                        "timeout_ms": TIMEOUT_MS, "rise": RISE, "fall": FALL},
+                        "timeout_ms": TIMEOUT_MS, "rise": RISE, "fall": FALL,
+                        # each process's CPU window with it alone on the farm (older
+                        # results: agent and Sentinel in one window)
+                        "windows": "apart", "redis_hz": args.redis_hz,
+                        "floor_runs": [list(r) for r in FLOOR_RUNS
+                                       if r[0] in args.floor_runs]},
                "runs": []}
     kz = None
     rc = 0

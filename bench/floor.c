@@ -1,20 +1,29 @@
 /*
- * floor.c -- probe-floor: the cheapest possible PING prober, the benchmark's "floor".
+ * floor.c -- probe-floor: the cheapest possible prober, the benchmark's "floor".
  *
  * The benchmark (bench/bench.py) charges the agent its CPU per probe. Part of that price is
  * not the agent's to cut: the kernel's share of one loopback TCP round trip (write, the
  * peer's wake-up, the reply's delivery, epoll, read). This program pays only that share: one
- * persistent TCP connection per instance (nonblocking, TCP_NODELAY like hiredis), one
- * `*1\r\n$4\r\nPING\r\n` per connection per interval, the `+PONG\r\n` replies read back, and
- * nothing else -- no hiredis, no timers beyond epoll_wait's timeout, no allocation once the
- * loop runs. bench.py runs it on the agent's farm, against the agent's instance list, and
- * measures it exactly as it measures the agent, so the agent's figure can be read against
- * what a bare client costs on the same machine in the same run.
+ * persistent TCP connection per instance (nonblocking, TCP_NODELAY like hiredis), one probe
+ * per connection per interval, the replies read back, and nothing else -- no hiredis, no
+ * timers beyond epoll_wait's timeout, no allocation once the loop runs. bench.py runs it on
+ * the agent's farm, against the agent's instance list, and measures it exactly as it measures
+ * the agent, so the agent's figure can be read against what a bare client costs on the same
+ * machine in the same run.
  *
- *     probe-floor [--interval-ms MS] [--slots S] ADDR_FILE
+ * A probe is the bytes the agent writes (agent/probe.c): by default (--mode pingrole)
+ * `*1\r\n$4\r\nROLE\r\n*1\r\n$4\r\nPING\r\n` in one write, and it ends when both replies
+ * are in: ROLE's (an array, nested for a master with replicas) then `+PONG\r\n`. The replies
+ * go through a small streaming RESP2 parser kept per connection (fixed-size state, arrays
+ * nested at most MAX_DEPTH deep, bulk strings skipped without being copied). --mode ping
+ * sends `*1\r\n$4\r\nPING\r\n` alone, the floor as it was before the agent sent ROLE, for
+ * comparison: the difference between the two is what ROLE costs a client (and, measured on
+ * the redis-servers, what it costs Redis).
+ *
+ *     probe-floor [--interval-ms MS] [--slots S] [--mode pingrole|ping] ADDR_FILE
  *
  * ADDR_FILE: one `host:port` per line, one line (hence one connection) per instance; blank
- * lines and lines starting with '#' are skipped. --slots 1 (the default) sends all N PINGs
+ * lines and lines starting with '#' are skipped. --slots 1 (the default) sends all N probes
  * at the start of each interval, in file order ("burst"); --slots S splits the connections
  * into S consecutive groups and sends group j at j * interval / S, as an agent spreading
  * its probes over the interval would.
@@ -50,30 +59,55 @@
 #define EXIT_USAGE 64 /* EX_USAGE, as the agent */
 #define MAX_EVENTS 1024
 #define READ_BUF   4096
+#define MAX_DEPTH  4 /* ROLE nests two deep (a master's replicas); more is a protocol error */
 
-static const char PING[] = "*1\r\n$4\r\nPING\r\n";
-static const char PONG[] = "+PONG\r\n";
-#define PING_LEN  (sizeof(PING) - 1)
-#define PONG_LEN  (sizeof(PONG) - 1)
-#define SKIP_LINE ((unsigned)PONG_LEN) /* parser state: inside an unexpected reply */
+/* The agent's order (agent/probe.c, probe_start): ROLE, then PING, whose reply ends it. */
+static const char PROBE_PINGROLE[] = "*1\r\n$4\r\nROLE\r\n*1\r\n$4\r\nPING\r\n";
+static const char PROBE_PING[] = "*1\r\n$4\r\nPING\r\n";
+static const char PONG[] = "PONG"; /* the simple string that ends a probe */
+#define PONG_LEN (sizeof(PONG) - 1)
+#define NO_MATCH 0xff /* resp.match: the simple string is not PONG */
+
+enum { MODE_PINGROLE, MODE_PING };
+static const char *const mode_names[] = {"pingrole", "ping"};
+
+/* The streaming RESP2 parser's state, one per connection: no allocation, bounded depth. */
+enum { R_TYPE, R_LINE, R_NUM, R_BULK };
+struct resp {
+    uint8_t state;           /* R_*: what the next byte belongs to */
+    uint8_t type;            /* type byte of the element being read */
+    uint8_t top;             /* type byte of the top-level reply being read */
+    uint8_t match;           /* bytes of PONG matched by a top-level simple string, or NO_MATCH */
+    uint8_t depth;           /* arrays open */
+    uint8_t neg;             /* R_NUM: a '-' was read (a null bulk or array) */
+    int64_t num;             /* R_NUM: the length being read; R_BULK: bytes left, CRLF included */
+    int64_t left[MAX_DEPTH]; /* elements still due in each open array */
+};
 
 struct conn {
     int fd;
-    unsigned pos;         /* bytes of PONG matched so far, or SKIP_LINE */
-    unsigned outstanding; /* PINGs sent, reply not yet complete */
+    struct resp r;
+    uint8_t nth;          /* top-level replies of the current probe already complete */
+    unsigned outstanding; /* probes sent, final (PING) reply not yet complete */
     const char *addr;     /* the ADDR_FILE line, for messages */
 };
 
 /* What the program counts; printed as one JSON line. */
 struct counters {
-    uint64_t sent;        /* PINGs written */
-    uint64_t replies;     /* +PONG\r\n received */
-    uint64_t errors;      /* any other reply (-ERR, -LOADING, ...) */
-    uint64_t short_reads; /* reads that ended inside a reply (the rest came later) */
-    uint64_t overdue;     /* PINGs sent while the connection's previous one was unanswered */
-    uint64_t skipped;     /* PINGs not sent: the loop was more than an interval late */
-    uint64_t periods;     /* intervals begun */
+    uint64_t sent;         /* probes written (one write each) */
+    uint64_t replies;      /* probes complete: +PONG received (after ROLE's reply in pingrole) */
+    uint64_t role_replies; /* ROLE replies received (an array) */
+    uint64_t errors;       /* any other reply (-ERR, -LOADING, a ROLE that is not an array...) */
+    uint64_t short_reads;  /* reads that ended inside a probe's replies (the rest came later) */
+    uint64_t overdue;      /* probes sent while the connection's previous one was unanswered */
+    uint64_t skipped;      /* probes not sent: the loop was more than an interval late */
+    uint64_t periods;      /* intervals begun */
 };
+
+static int mode = MODE_PINGROLE;
+static const char *probe_bytes = PROBE_PINGROLE;
+static size_t probe_len = sizeof(PROBE_PINGROLE) - 1;
+static uint8_t replies_per_probe = 2;
 
 /* Group G of S holds connections [group_lo(G), group_lo(G + 1)) of the N. */
 static size_t
@@ -97,10 +131,13 @@ on_signal(int sig)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: probe-floor [--interval-ms MS] [--slots S] ADDR_FILE\n"
-               "  --interval-ms MS  one PING per connection every MS ms (default 1000)\n"
+    fprintf(f, "usage: probe-floor [--interval-ms MS] [--slots S] [--mode M] ADDR_FILE\n"
+               "  --interval-ms MS  one probe per connection every MS ms (default 1000)\n"
                "  --slots S         send in S groups spread over the interval (default 1: "
                "all at once)\n"
+               "  --mode M          pingrole (default): ROLE and PING in one write, as the "
+               "agent;\n"
+               "                    ping: PING alone\n"
                "ADDR_FILE holds one host:port per line, one connection each.\n"
                "SIGUSR1 prints the counters so far; SIGTERM or SIGINT prints them and exits.\n");
 }
@@ -117,12 +154,13 @@ static void
 print_counters(const struct counters *c, size_t nconn, unsigned slots, long interval_ms,
                const char *event)
 {
-    printf("{\"event\": \"%s\", \"connections\": %zu, \"slots\": %u, \"interval_ms\": %ld, "
-           "\"sent\": %" PRIu64 ", \"replies\": %" PRIu64 ", \"errors\": %" PRIu64
-           ", \"short_reads\": %" PRIu64 ", \"overdue\": %" PRIu64 ", \"skipped\": %" PRIu64
-           ", \"periods\": %" PRIu64 "}\n",
-           event, nconn, slots, interval_ms, c->sent, c->replies, c->errors, c->short_reads,
-           c->overdue, c->skipped, c->periods);
+    printf("{\"event\": \"%s\", \"mode\": \"%s\", \"probe_bytes\": %zu, \"connections\": %zu, "
+           "\"slots\": %u, \"interval_ms\": %ld, "
+           "\"sent\": %" PRIu64 ", \"replies\": %" PRIu64 ", \"role_replies\": %" PRIu64
+           ", \"errors\": %" PRIu64 ", \"short_reads\": %" PRIu64 ", \"overdue\": %" PRIu64
+           ", \"skipped\": %" PRIu64 ", \"periods\": %" PRIu64 "}\n",
+           event, mode_names[mode], probe_len, nconn, slots, interval_ms, c->sent, c->replies,
+           c->role_replies, c->errors, c->short_reads, c->overdue, c->skipped, c->periods);
     fflush(stdout);
 }
 
@@ -257,14 +295,14 @@ fail_conn(const struct conn *c, size_t idx, const char *what, const struct count
 }
 
 /*
- * One PING on C. 0 if sent; 1 if the socket buffer is full (not sent, counted as an error);
- * -1 if the connection failed, with *WHY saying how.
+ * One probe on C, in one write. 0 if sent; 1 if the socket buffer is full (not sent, counted
+ * as an error); -1 if the connection failed, with *WHY saying how.
  */
 static int
-send_ping(struct conn *c, struct counters *cnt, const char **why)
+send_probe(struct conn *c, struct counters *cnt, const char **why)
 {
-    ssize_t w = write(c->fd, PING, PING_LEN);
-    if (w == (ssize_t)PING_LEN) {
+    ssize_t w = write(c->fd, probe_bytes, probe_len);
+    if (w == (ssize_t)probe_len) {
         if (c->outstanding > 0)
             cnt->overdue++;
         c->outstanding++;
@@ -281,34 +319,128 @@ send_ping(struct conn *c, struct counters *cnt, const char **why)
     return -1;
 }
 
-/* Feeds LEN bytes read from C to the reply matcher: counts +PONG\r\n and anything else. */
+/* A top-level reply is complete: ROLE's (the first of a pingrole probe) or PING's (the last). */
 static void
-parse_replies(struct conn *c, const char *buf, size_t len, struct counters *cnt)
+reply_done(struct conn *c, struct counters *cnt)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (c->pos == SKIP_LINE) {
-            /* Inside an unexpected reply: it ends at its line's end. */
-            if (buf[i] == '\n') {
-                c->pos = 0;
-                if (c->outstanding > 0)
-                    c->outstanding--;
-            }
-        } else if (buf[i] == PONG[c->pos]) {
-            if (++c->pos == PONG_LEN) {
-                c->pos = 0;
-                cnt->replies++;
-                if (c->outstanding > 0)
-                    c->outstanding--;
-            }
-        } else {
+    const struct resp *r = &c->r;
+    if (++c->nth < replies_per_probe) {
+        if (r->top == '*')
+            cnt->role_replies++;
+        else
             cnt->errors++;
-            c->pos = buf[i] == '\n' ? 0 : SKIP_LINE;
-            if (c->pos == 0 && c->outstanding > 0)
-                c->outstanding--;
+        return;
+    }
+    c->nth = 0;
+    if (r->top == '+' && r->match == PONG_LEN)
+        cnt->replies++;
+    else
+        cnt->errors++;
+    if (c->outstanding > 0)
+        c->outstanding--;
+}
+
+/* An element is complete: close the arrays it completes; a top-level one ends a reply. */
+static void
+element_done(struct conn *c, struct counters *cnt)
+{
+    struct resp *r = &c->r;
+    r->state = R_TYPE;
+    while (r->depth > 0) {
+        if (--r->left[r->depth - 1] > 0)
+            return;
+        r->depth--;
+    }
+    reply_done(c, cnt);
+}
+
+/*
+ * Feeds LEN bytes read from C to its RESP2 parser, counting the probes whose replies are
+ * complete. 0, or -1 with *WHY set if the bytes are not RESP2 (or nest deeper than
+ * MAX_DEPTH): a floor that lost track of its replies would measure nothing true.
+ */
+static int
+parse_replies(struct conn *c, const char *buf, size_t len, struct counters *cnt, const char **why)
+{
+    struct resp *r = &c->r;
+    size_t i = 0;
+    while (i < len) {
+        char ch = buf[i];
+        switch (r->state) {
+        case R_TYPE:
+            r->type = (uint8_t)ch;
+            if (r->depth == 0) {
+                r->top = (uint8_t)ch;
+                r->match = 0;
+            }
+            if (ch == '+' || ch == '-' || ch == ':') {
+                r->state = R_LINE;
+            } else if (ch == '$' || ch == '*') {
+                r->state = R_NUM;
+                r->num = 0;
+                r->neg = 0;
+            } else {
+                *why = "not a RESP2 reply";
+                return -1;
+            }
+            i++;
+            break;
+        case R_LINE:
+            /* Up to the line's end; a top-level simple string is matched against PONG. */
+            if (ch == '\n') {
+                element_done(c, cnt);
+            } else if (ch != '\r' && r->depth == 0 && r->type == '+' && r->match != NO_MATCH) {
+                r->match = r->match < PONG_LEN && ch == PONG[r->match] ? r->match + 1 : NO_MATCH;
+            }
+            i++;
+            break;
+        case R_NUM:
+            if (ch >= '0' && ch <= '9') {
+                if (r->num > INT32_MAX) {
+                    *why = "RESP2 length too large";
+                    return -1;
+                }
+                r->num = r->num * 10 + (ch - '0');
+            } else if (ch == '-') {
+                r->neg = 1;
+            } else if (ch == '\n') {
+                if (r->neg || r->num == 0) {
+                    if (r->type == '$' && !r->neg) {
+                        r->state = R_BULK; /* $0: an empty string, then its CRLF */
+                        r->num = 2;
+                    } else {
+                        element_done(c, cnt); /* a null, or an empty array */
+                    }
+                } else if (r->type == '$') {
+                    r->state = R_BULK;
+                    r->num += 2; /* the data, then its CRLF */
+                } else {
+                    if (r->depth == MAX_DEPTH) {
+                        *why = "RESP2 arrays nested too deep";
+                        return -1;
+                    }
+                    r->left[r->depth++] = r->num;
+                    r->state = R_TYPE;
+                }
+            } else if (ch != '\r') {
+                *why = "bad RESP2 length";
+                return -1;
+            }
+            i++;
+            break;
+        default: { /* R_BULK: skipped, not copied */
+            size_t take = len - i < (uint64_t)r->num ? len - i : (size_t)r->num;
+            i += take;
+            r->num -= (int64_t)take;
+            if (r->num == 0)
+                element_done(c, cnt);
+            break;
+        }
         }
     }
-    if (c->pos != 0)
+    if (r->state != R_TYPE || r->depth > 0 || c->nth > 0)
         cnt->short_reads++;
+    return 0;
 }
 
 int
@@ -318,11 +450,12 @@ main(int argc, char **argv)
     static const struct option opts[] = {
         {"interval-ms", required_argument, NULL, 'i'},
         {"slots", required_argument, NULL, 's'},
+        {"mode", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "i:s:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "i:s:m:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'i':
             if (parse_long(optarg, 1, 3600 * 1000, &interval_ms) != 0) {
@@ -333,6 +466,22 @@ main(int argc, char **argv)
         case 's':
             if (parse_long(optarg, 1, 1000000, &slots_l) != 0) {
                 fprintf(stderr, "probe-floor: bad --slots %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'm':
+            if (strcmp(optarg, "pingrole") == 0) {
+                mode = MODE_PINGROLE;
+                probe_bytes = PROBE_PINGROLE;
+                probe_len = sizeof(PROBE_PINGROLE) - 1;
+                replies_per_probe = 2;
+            } else if (strcmp(optarg, "ping") == 0) {
+                mode = MODE_PING;
+                probe_bytes = PROBE_PING;
+                probe_len = sizeof(PROBE_PING) - 1;
+                replies_per_probe = 1;
+            } else {
+                fprintf(stderr, "probe-floor: bad --mode %s (pingrole or ping)\n", optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -432,7 +581,7 @@ main(int argc, char **argv)
             } else {
                 for (size_t i = lo; i < hi; i++) {
                     const char *why;
-                    if (send_ping(&conns[i], &cnt, &why) < 0)
+                    if (send_probe(&conns[i], &cnt, &why) < 0)
                         fail_conn(&conns[i], i, why, &cnt, n, slots, interval_ms);
                 }
             }
@@ -466,7 +615,9 @@ main(int argc, char **argv)
              * rest, if any, on the next round. */
             ssize_t r = read(c->fd, buf, sizeof(buf));
             if (r > 0) {
-                parse_replies(c, buf, (size_t)r, &cnt);
+                const char *why;
+                if (parse_replies(c, buf, (size_t)r, &cnt, &why) < 0)
+                    fail_conn(c, i, why, &cnt, n, slots, interval_ms);
             } else if (r == 0) {
                 fail_conn(c, i, "closed by the server", &cnt, n, slots, interval_ms);
             } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {

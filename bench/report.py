@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""report.py -- turns bench.py's raw results into docs/performance.md (the generated part,
-between the bench:begin / bench:end markers) and PNG plots drawn with gnuplot.
+"""report.py -- turns bench.py's raw results (and bench/transitions.py's, if present) into
+docs/performance.md (the generated part, between the bench:begin / bench:end markers) and PNG
+plots drawn with gnuplot.
 
-    /usr/bin/python3 bench/report.py [RESULTS.json] [--doc docs/performance.md] [--plots docs/perf]
+    /usr/bin/python3 bench/report.py [RESULTS.json] [--transitions TRANSITIONS.json]
+                                     [--doc docs/performance.md] [--plots docs/perf]
 """
 
 import argparse
@@ -27,6 +29,14 @@ T_KILL9_MAX = 50.0
 T_PUBLISH_MS = 2000.0
 T_READY_MS = 200.0
 T_SIGTERM_MS = 1000.0
+# Issue 11: CPU per probe against the floor sending the same bytes (ROLE + PING).
+T_FLOOR_RATIO = 1.3
+FLOOR_REF = "rounds10"  # the floor run in the agent's own send pattern (10 groups a second)
+# Issue 11's transition targets (bench/transitions.py), in ms.
+T_SWITCH_MARGIN = 50.0
+T_RESTART_MED, T_RESTART_MAX = 200.0, 400.0
+T_SIGCONT_MED = 20.0
+T_START_MS = 500.0
 
 
 def vals(xs):
@@ -81,6 +91,24 @@ def floor_us(r, label):
     return None if "error" in fr else fr.get("us_per_probe")
 
 
+def floor_fr(r, label):
+    """The floor run LABEL of run R, if it ran and did not fail."""
+    fr = (r.get("floor") or {}).get(label) or {}
+    return None if not fr or "error" in fr else fr
+
+
+def floor_mode(fr):
+    """What a floor run sent: older results (no mode) were PING alone."""
+    return {"pingrole": "ROLE + PING", "ping": "PING"}.get((fr or {}).get("mode", "ping"), "?")
+
+
+def redis_net(d):
+    """The redis-servers' CPU (net of the idle farm) per probe, /proc/PID/stat and schedstat,
+    over the window of the process whose figures D are; (None, None) if not measured."""
+    rd = (d or {}).get("redis") or {}
+    return rd.get("net_us_per_probe"), rd.get("net_sched_us_per_probe")
+
+
 def build_rows(runs):
     """Columns: (label, getter) per process and N; rows: figures."""
     cols = []
@@ -100,6 +128,16 @@ def figure(r, who, key):
     fault = {"agent": "agent", "sentinel": "sentinel"}[who] if who != "ratio" else None
     if key.startswith("floor:"):
         return floor_us(r, key.split(":", 1)[1]) if who == "agent" else None
+    if key.startswith("floor_redis:"):
+        fr = floor_fr(r, key.split(":", 1)[1]) if who == "agent" else None
+        return redis_net(fr)[1] if fr else None
+    if key == "redis_net":
+        return redis_net(d)[0]
+    if key == "redis_net_sched":
+        return redis_net(d)[1]
+    if key == "redis_idle":
+        idle = r.get("redis_idle")
+        return None if not idle or who != "agent" else idle["sched_per_s"] * 1e6 / n
     if key == "cpu_us":
         return d.get("us_per_instance_s")
     if key == "cpu_sched_us":
@@ -108,8 +146,9 @@ def figure(r, who, key):
         v = d.get("us_per_instance_s_sched")
         return None if v is None else v * n / 1e4
     if key == "wakeups":
-        w = r.get("cpu", {}).get("procs", {}).get(who, {}).get("wakeups")
-        return None if w is None else w / (n * r["cpu"]["window_s"])
+        win = r.get("cpu_sentinel") if who == "sentinel" and r.get("cpu_sentinel") else r.get("cpu", {})
+        w = win.get("procs", {}).get(who, {}).get("wakeups")
+        return None if w is None else w / (n * win["window_s"])
     if key == "rss_mib":
         v = d.get("rss_bytes")
         return None if v is None else v / 2**20
@@ -146,8 +185,14 @@ def figure(r, who, key):
 ROWS = [
     ("CPU, µs per probe (= per instance-second), /proc/PID/stat", "cpu_us", "%.1f"),
     ("CPU, µs per instance-second, schedstat (ns precision)", "cpu_sched_us", "%.1f"),
-    ("floor: bare epoll PING client, burst, µs per probe", "floor:burst", "%.1f"),
-    ("floor: bare epoll PING client, 10 groups per interval, µs per probe", "floor:rounds10", "%.1f"),
+    ("floor: bare epoll client, {mode}, burst, µs per probe", "floor:burst", "%.1f"),
+    ("floor: bare epoll client, {mode}, 10 groups per interval, µs per probe", "floor:rounds10", "%.1f"),
+    ("floor: bare epoll client, {mode}, 10 groups per interval, µs per probe", "floor:rounds10-ping", "%.1f"),
+    ("redis-servers' CPU, µs per instance-second net of the idle farm, /proc/PID/stat", "redis_net", "%.1f"),
+    ("redis-servers' CPU, the same from schedstat", "redis_net_sched", "%.1f"),
+    ("  under the floor, {mode} in 10 groups (schedstat)", "floor_redis:rounds10", "%.1f"),
+    ("  under the floor, {mode} in 10 groups (schedstat)", "floor_redis:rounds10-ping", "%.1f"),
+    ("  the idle farm, no client (schedstat)", "redis_idle", "%.1f"),
     ("CPU, % of one core", "cpu_pct", "%.2f"),
     ("loop wake-ups per instance-second", "wakeups", "%.2f"),
     ("RSS, MiB", "rss_mib", "%.1f"),
@@ -178,6 +223,15 @@ def table(runs):
     out = ["| figure | " + " | ".join(c[0] for c in cols) + " |",
            "| --- |" + " ---: |" * len(cols)]
     for label, key, fmt in ROWS:
+        if "{mode}" in label:
+            fl = key.split(":", 1)[1]
+            frs = [(r.get("floor") or {}).get(fl) for r in runs if (r.get("floor") or {}).get(fl)]
+            if not frs:
+                continue
+            label = label.replace("{mode}", floor_mode(frs[0]))
+        if key.startswith(("redis", "floor_redis")) and not any((r["agent"].get("redis") or r.get("redis_idle"))
+                                                for r in runs):
+            continue  # older results: the redis-servers were not measured
         cells = []
         for _, r, who in cols:
             if who == "ratio":
@@ -207,6 +261,19 @@ def targets(runs, meta):
         lines.append("| CPU ≤ %.0f µs per probe at N=%d | %.1f µs (schedstat %.1f; floor %s burst, "
                      "%s in 10 groups) | %s |" % (
             T_CPU_US, n, v, vs, f(floor_us(r, "burst")), f(floor_us(r, "rounds10")), met(v <= T_CPU_US, "%.1f× the target, +%.1f µs" % (v / T_CPU_US, v - T_CPU_US))))
+    for n in (1000, 10000):
+        r = by_n.get(n)
+        fr = floor_fr(r, FLOOR_REF) if r else None
+        if not r or "us_per_probe" not in r["agent"] or not fr or fr.get("mode") != "pingrole":
+            continue  # older results: the floor sent PING alone, not the agent's bytes
+        v, fl = r["agent"]["us_per_instance_s"], fr["us_per_probe"]
+        q = v / fl if fl else float("inf")
+        vs, fs = r["agent"]["us_per_instance_s_sched"], fr.get("sched_us_per_probe")
+        lines.append("| CPU ≤ %.1f× the floor sending the same bytes at N=%d | %.1f µs ÷ %.1f µs "
+                     "(floor, %s in 10 groups) = %.2f× (schedstat %s) | %s |" % (
+                         T_FLOOR_RATIO, n, v, fl, floor_mode(fr), q,
+                         "%.1f ÷ %.1f = %.2f×" % (vs, fs, vs / fs) if fs else "–",
+                         met(q <= T_FLOOR_RATIO, "%.2f× > %.1f×" % (q, T_FLOOR_RATIO))))
     r = by_n.get(10000)
     if r and "us_per_instance_s_sched" in r["agent"]:
         pct = r["agent"]["us_per_instance_s_sched"] * 10000 / 1e4
@@ -266,6 +333,192 @@ def targets(runs, meta):
     return "\n".join(out), " ".join(extra)
 
 
+def floor_table(runs):
+    """Per N: the agent beside its floors, and what each costs the redis-servers; None if no
+    run measured the redis-servers (older results)."""
+    if not any(r["agent"].get("redis") for r in runs):
+        return None
+    out = ["| N | agent µs/probe | floor ROLE + PING, 10 groups / burst | agent ÷ floor (target "
+           "≤ %.1f×) | floor PING alone, 10 groups | Redis µs/probe: under the agent | under the "
+           "floor ROLE + PING / PING alone | ROLE's cost to Redis | under Sentinel (per "
+           "instance-s) | idle farm (per instance-s) |" % T_FLOOR_RATIO,
+           "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in runs:
+        a = r["agent"]
+        ref, burst, ping = (floor_fr(r, l) for l in (FLOOR_REF, "burst", "rounds10-ping"))
+        q = a["us_per_instance_s"] / ref["us_per_probe"] if ref and ref["us_per_probe"] else None
+        qs = (a["us_per_instance_s_sched"] / ref["sched_us_per_probe"]
+              if ref and ref.get("sched_us_per_probe") else None)
+        verdict = "–" if q is None else "%.2f× (schedstat %s) %s" % (
+            q, "–" if qs is None else "%.2f×" % qs,
+            "met" if q <= T_FLOOR_RATIO else "missed")
+        ra = redis_net(a)[1]
+        rf = redis_net(ref)[1] if ref else None
+        rp = redis_net(ping)[1] if ping else None
+        rs = redis_net(r.get("sentinel_res"))[1]
+        idle = r.get("redis_idle")
+        out.append("| %d | %s | %s / %s | %s | %s | %s | %s / %s | %s | %s | %s |" % (
+            r["n"], f(a["us_per_instance_s"]), f(ref and ref["us_per_probe"]),
+            f(burst and burst["us_per_probe"]), verdict, f(ping and ping["us_per_probe"]),
+            f(ra), f(rf), f(rp), "–" if rf is None or rp is None else "%+.1f µs" % (rf - rp),
+            f(rs), "–" if not idle else f(idle["sched_per_s"] * 1e6 / r["n"])))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------- transitions
+
+def parse_ms(v):
+    """"1s", "500ms" (transitions.py's settings) in ms."""
+    v = str(v)
+    return float(v[:-2]) if v.endswith("ms") else float(v[:-1]) * 1000 if v.endswith("s") else float(v)
+
+
+def tcell(smry):
+    if not smry:
+        return "–"
+    return "%.0f / %.0f" % (smry["median"], smry["max"])
+
+
+def seen(smry, reps):
+    """' (k/reps seen)' when some repetitions saw nothing in time."""
+    n = smry["n"] if smry else 0
+    return "" if n >= reps else " (%d/%d seen)" % (n, reps)
+
+
+def transitions_table(tr):
+    """The issue's transition targets, from bench/transitions.py's raw results TR."""
+    rows, reps = tr.get("rows", {}), tr.get("reps", 0)
+    st = tr.get("settings", {})
+    dflt, eq = st.get("default", {}), st.get("equal", {})
+    d_int, d_to, d_fall = parse_ms(dflt.get("interval", "1s")), parse_ms(dflt.get("timeout", "500ms")), dflt.get("fall", 2)
+    e_int, e_to, e_fall = parse_ms(eq.get("interval", "500ms")), parse_ms(eq.get("timeout", "250ms")), eq.get("fall", 2)
+    out = ["| transition (ms, median / max) | agent (%.0f ms / %.0f ms) | agent, Sentinel's budget "
+           "(%.0f ms / %.0f ms) | Redis Sentinel (down-after %s) | target | verdict |" % (
+               d_int, d_to, e_int, e_to, st.get("sentinel_down_after_ms", 500)),
+           "| --- | ---: | ---: | ---: | --- | --- |"]
+    notes = []
+
+    def verdict(ok, why, smry):
+        if not smry:
+            return "–"
+        return met(ok and smry["n"] >= reps, why + seen(smry, reps))
+
+    sw = (rows.get("switchover") or {}).get("agent")
+    if "switchover" in rows:
+        b = d_int + T_SWITCH_MARGIN
+        out.append("| `REPLICAOF NO ONE` + `REPLICAOF` → promoted node says `master` | %s | – | "
+                   "INFO every 10 s | max ≤ interval + 50 = %.0f | %s |" % (
+                       tcell(sw), b, verdict(sw and sw["max"] <= b, "max %+.0f ms" % ((sw or {}).get("max", 0) - b), sw)))
+    fo = rows.get("failover") or {}
+    if fo:
+        lead = fo.get("agent_lead_ms")
+        ok = bool(lead) and lead["min"] >= 0
+        out.append("| Sentinel failover (kill -9 master) → promoted node says `master` | %s | – | "
+                   "%s (`+switch-master`) | no later than `+switch-master` | %s |" % (
+                       tcell(fo.get("agent")), tcell(fo.get("sentinel")),
+                       verdict(ok, "our node %.0f ms after it at worst" % -(lead or {}).get("min", 0), lead)))
+        if lead:
+            notes.append("Sentinel failover: our node says `master` %.0f ms before Sentinel's "
+                         "`+switch-master` (median; %.0f at least)." % (lead["median"], lead["min"]))
+    specs = [
+        ("kill9_down", "kill -9 → `down`", "median ≤ %.0f" % T_KILL9_MED,
+         lambda s, b: s["median"] <= T_KILL9_MED, lambda s: "median %+.1f ms" % (s["median"] - T_KILL9_MED)),
+        ("restart_up", "restart after kill -9 → `up` (from the first accept)",
+         "median ≤ %.0f, max ≤ %.0f" % (T_RESTART_MED, T_RESTART_MAX),
+         lambda s, b: s["median"] <= T_RESTART_MED and s["max"] <= T_RESTART_MAX,
+         lambda s: "median %.0f, max %.0f ms" % (s["median"], s["max"])),
+        ("sigstop_down", "SIGSTOP → `down`", None,
+         lambda s, b: s["max"] <= b, lambda s: "max %.0f ms" % s["max"]),
+        ("sigcont_up", "SIGCONT → `up`", "median ≤ %.0f" % T_SIGCONT_MED,
+         lambda s, b: s["median"] <= T_SIGCONT_MED, lambda s: "median %+.1f ms" % (s["median"] - T_SIGCONT_MED)),
+    ]
+    for key, label, target, ok, why in specs:
+        d = rows.get(key)
+        if not d:
+            continue
+        s = d.get("default")
+        if key == "sigstop_down":
+            b = d_int + d_fall * d_to + 50
+            be = e_int + e_fall * e_to + 50
+            se = d.get("equal")
+            target = "max ≤ interval + fall × timeout + 50 = %.0f (equal budget: %.0f)" % (b, be)
+            v = verdict(bool(s) and ok(s, b), why(s) if s else "", s)
+            if se:
+                v += "; equal budget: %s" % verdict(ok(se, be), why(se), se)
+            sen = d.get("sentinel")
+            if se and sen:
+                notes.append("SIGSTOP → `down` at an equal probe budget (agent interval %.0f ms, "
+                             "timeout %.0f ms, vs Sentinel's down-after %s): agent %.0f ms, "
+                             "Sentinel %.0f ms (median; max %.0f vs %.0f): **%s**." % (
+                                 e_int, e_to, st.get("sentinel_down_after_ms", 500), se["median"],
+                                 sen["median"], se["max"], sen["max"],
+                                 "the agent wins" if se["median"] < sen["median"] else
+                                 "Sentinel wins" if se["median"] > sen["median"] else "a tie"))
+        else:
+            v = verdict(bool(s) and ok(s, None), why(s) if s else "", s)
+        out.append("| %s | %s | %s | %s | %s | %s |" % (
+            label, tcell(s), tcell(d.get("equal")), tcell(d.get("sentinel")), target, v))
+    sn = (rows.get("start_n1000") or {}).get("agent")
+    if sn:
+        v = sn["last_node_after_session_ms"]
+        out.append("| start, N = 1,000, interval 10 s → last node after the session | %.0f "
+                   "(median node %.0f) | – | – | ≤ %.0f | %s |" % (
+                       v, sn["median_node_after_session_ms"], T_START_MS,
+                       met(v <= T_START_MS, "+%.0f ms" % (v - T_START_MS))))
+    head = ("Run of %s on %s (%s CPUs, load %s at the start), %s; %d repetitions each%s." % (
+        tr.get("started"), tr.get("host"), tr.get("cpus"),
+        "/".join("%.2f" % x for x in tr.get("loadavg", [])), tr.get("agent_version"), reps,
+        " (--quick: a check that it works, not a measurement)" if tr.get("quick") else ""))
+    if tr.get("error") or tr.get("interrupted"):
+        head += " The run did not finish: %s." % (tr.get("error") or "interrupted")
+    return head + "\n\n" + "\n".join(out) + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def transitions_plot(tr, outdir):
+    """Every repetition of each transition, agent (SPEC defaults) beside Sentinel, log y."""
+    rows = tr.get("rows", {})
+    series = [("switchover", "switchover", ("agent",)), ("failover", "failover", ("agent", "sentinel")),
+              ("kill9_down", "kill -9\\ndown", ("default", "sentinel")),
+              ("restart_up", "restart\\nup", ("default", "sentinel")),
+              ("sigstop_down", "SIGSTOP\\ndown", ("default", "equal", "sentinel")),
+              ("sigcont_up", "SIGCONT\\nup", ("default", "sentinel"))]
+    who_idx = {"agent": 0, "default": 0, "equal": 1, "sentinel": 2}
+    pts, tics, slot = [], [], 0
+    for key, label, whos in series:
+        d = rows.get(key) or {}
+        if not any((d.get(w) or {}).get("values") for w in whos):
+            continue
+        slot += 1
+        tics.append('"%s" %d' % (label, slot))
+        for w in whos:
+            for i, x in enumerate((d.get(w) or {}).get("values", [])):
+                off = {0: -0.2, 1: 0.0, 2: 0.2}[who_idx[w]]
+                pts.append("%f %f %d" % (slot + off + (i % 5 - 2) * 0.02, max(x, 0.1), who_idx[w]))
+    if not pts:
+        return False
+    tmp = tempfile.mkdtemp(prefix="sa-report-")
+    try:
+        with open(os.path.join(tmp, "tr.dat"), "w") as fh:
+            fh.write("\n".join(pts) + "\n")
+        script = """set terminal pngcairo size 900,540 font "DejaVu Sans,11"
+set grid
+set output "%(out)s/transitions.png"
+set title "Transitions: the event in Redis to the observer (ms, every repetition)"
+set key outside bottom center horizontal
+set bmargin 6
+set logscale y
+set ylabel "ms"
+set xrange [0.5:%(maxx)f]
+set xtics (%(tics)s)
+plot "tr.dat" using 1:($3==0?$2:1/0) with points pt 7 lc rgb "#1f77b4" title "agent, SPEC defaults (kazoo watch)", \\
+     "tr.dat" using 1:($3==1?$2:1/0) with points pt 9 lc rgb "#2ca02c" title "agent, Sentinel's budget", \\
+     "tr.dat" using 1:($3==2?$2:1/0) with points pt 5 lc rgb "#d62728" title "Redis Sentinel (its event)"
+""" % {"out": os.path.abspath(outdir), "maxx": slot + 0.5, "tics": ", ".join(tics)}
+        return gnuplot(script, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------- plots
 
 def gnuplot(script, workdir):
@@ -291,6 +544,11 @@ def plots(runs, outdir, meta):
                 if "us_per_instance_s" in a:
                     fh.write("%d %f %f %f\n" % (r["n"], a["us_per_instance_s"],
                                                 a["us_per_instance_s_sched"], a["rss_bytes"] / 2**20))
+        with open(os.path.join(tmp, "floor.dat"), "w") as fh:
+            for r in runs:
+                fr = floor_fr(r, FLOOR_REF)
+                if fr and fr.get("mode") == "pingrole":
+                    fh.write("%d %f %f\n" % (r["n"], fr["us_per_probe"], T_FLOOR_RATIO * fr["us_per_probe"]))
         with open(os.path.join(tmp, "sentinel.dat"), "w") as fh:
             for r in runs:
                 s = r.get("sentinel_res") or {}
@@ -330,6 +588,8 @@ set xrange [50:20000]
 plot "agent.dat" using 1:2 with linespoints lw 2 pt 7 title "sentinel-agent (/proc/PID/stat)", \\
      "agent.dat" using 1:3 with linespoints lw 1 pt 6 dt 2 title "sentinel-agent (schedstat)", \\
      "sentinel.dat" using 1:2 with linespoints lw 2 pt 5 title "Redis Sentinel (/proc/PID/stat)", \\
+     "floor.dat" using 1:2 with linespoints lw 1 pt 4 lc rgb "#555555" title "floor: ROLE + PING, 10 groups", \\
+     "floor.dat" using 1:3 with lines lw 1 dt 4 lc rgb "#aa0000" title "1.3 × the floor (target)", \\
      5 with lines lc rgb "#aa0000" dt 3 title "target 5 µs"
 set output "%(out)s/rss.png"
 set title "Resident memory vs instances"
@@ -371,7 +631,7 @@ set xtics autofreq
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def generated(results, plot_rel):
+def generated(results, plot_rel, tr=None, tr_plot=False):
     meta = results["meta"]
     runs = [r for r in results["runs"] if "us_per_instance_s" in r.get("agent", {})]
     v = meta.get("versions", {})
@@ -393,11 +653,28 @@ def generated(results, plot_rel):
                        r["n"], r["k"],
                        " + %d with one instance each, the fault victims" % r["solo"]
                        if r.get("solo") else "",
-                       ", Sentinel beside the agent" if r.get("sentinel") else "",
+                       ", Sentinel beside the agent" if r.get("sentinel") and meta.get("windows") != "apart"
+                       else ", then Sentinel alone" if r.get("sentinel") else "",
                        "/".join("%.2f" % x for x in c.get("loadavg_before", [])),
                        "/".join("%.2f" % x for x in c.get("loadavg_after", [])),
                        c.get("machine_busy_pct", 0), v.get("nproc"), c.get("window_s", 0)))
+    if meta.get("windows") == "apart":
+        out += ["", "Each process has its CPU window with it alone on the farm: the agent, then "
+                "Sentinel (after the agent has exited), then each floor run; Sentinel runs beside "
+                "the agent only for the faults. The redis-servers' own CPU is summed over the "
+                "same windows, less the idle farm's (a window with no client at all, before the "
+                "agent starts)."]
     out += ["", "### Every figure, both processes", "", table(runs), ""]
+    ft = floor_table(runs)
+    if ft:
+        out += ["### CPU per probe beside the floor, and what the probes cost Redis", "",
+                "The floor sends the agent's bytes (ROLE + PING in one write) and reads both "
+                "replies; the ratio is against the floor in the agent's own send pattern (10 "
+                "groups a second). Redis columns: the redis-servers' CPU (schedstat, all their "
+                "threads) over each window less the idle farm's, per probe; Sentinel's per "
+                "monitored instance-second (a PING every 500 ms, INFO every 10 s, a hello every "
+                "2 s, on two links). ROLE's cost to Redis: the floor's ROLE + PING less its PING "
+                "alone.", "", ft, ""]
     tt, extra = targets(runs, meta)
     out += ["### Targets", "", tt, ""]
     if extra:
@@ -413,11 +690,15 @@ def generated(results, plot_rel):
                    for label, fr in sorted((r.get("floor") or {}).items()) if "error" in fr]
     if floor_fails:
         out += ["Floor measurements that failed (shown as –):", ""] + floor_fails + [""]
+    if tr:
+        out += ["### Transitions (bench/transitions.py)", "", transitions_table(tr), ""]
     out += ["### Plots", "",
             "![CPU per probe](%s/cpu.png)" % plot_rel, "",
             "![RSS](%s/rss.png)" % plot_rel, "",
             "![kill -9 detection](%s/detect-kill9.png)" % plot_rel, "",
             "![SIGSTOP detection](%s/detect-sigstop.png)" % plot_rel, ""]
+    if tr_plot:
+        out += ["![Transitions](%s/transitions.png)" % plot_rel, ""]
     profs = [(r["n"], "agent", r["agent"].get("perf")) for r in runs if r["agent"].get("perf")]
     profs += [(r["n"], "Sentinel", (r.get("sentinel_res") or {}).get("perf")) for r in runs
               if (r.get("sentinel_res") or {}).get("perf")]
@@ -434,15 +715,22 @@ def main():
     ap.add_argument("results", nargs="?", default=os.path.join(ROOT, "bench", "results", "latest.json"))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "performance.md"))
     ap.add_argument("--plots", default=os.path.join(ROOT, "docs", "perf"))
+    ap.add_argument("--transitions", default=os.path.join(ROOT, "bench", "results", "transitions-latest.json"),
+                    help="bench/transitions.py's raw results (left out if missing)")
     args = ap.parse_args()
     with open(args.results) as fh:
         results = json.load(fh)
+    tr = None
+    if args.transitions and os.path.exists(args.transitions):
+        with open(args.transitions) as fh:
+            tr = json.load(fh)
     runs = [r for r in results["runs"] if "us_per_instance_s" in r.get("agent", {})]
     if not runs:
         sys.exit("report.py: no complete run in %s" % args.results)
     plots(runs, args.plots, results["meta"])
+    tr_plot = bool(tr) and transitions_plot(tr, args.plots)
     rel = os.path.relpath(args.plots, os.path.dirname(os.path.abspath(args.doc)))
-    gen = generated(results, rel)
+    gen = generated(results, rel, tr, tr_plot)
     try:
         with open(args.doc) as fh:
             doc = fh.read()

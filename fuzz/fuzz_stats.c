@@ -33,9 +33,10 @@ static uint64_t answered;
 
 /* Answers like the agent does: one line naming the command, or an error, then an empty line. */
 static void
-answer(void *ud, const char *cmd, struct sbuf *out)
+answer(void *ud, const struct stats_peer *peer, const char *cmd, struct sbuf *out)
 {
     (void)ud;
+    (void)peer;
     answered++;
     if (strchr(cmd, '\n') != NULL)
         abort(); /* a command is one line */
@@ -66,7 +67,7 @@ setup(void)
         abort();
     snprintf(sock_path, sizeof(sock_path), "%s/s", sock_dir);
     loop = ev_loop_new(EVFLAG_AUTO);
-    srv = stats_listen(loop, sock_path, 0600, answer, NULL, err, sizeof(err));
+    srv = stats_listen(loop, sock_path, 0600, (gid_t)-1, answer, NULL, err, sizeof(err));
     if (srv == NULL) {
         fprintf(stderr, "stats_listen: %s\n", err);
         abort();

@@ -8,10 +8,11 @@
 #include "conf.h"
 #include "util.h"
 
-#define HTTPMETRICS_HEAD_MAX    8192 /* longest request head (request line + headers) accepted */
-#define HTTPMETRICS_MAX_CLIENTS 16   /* connections beyond this are accepted and closed at once... \
-                                      */
-#define HTTPMETRICS_EVICT_AFTER 1.0  /* ...unless one has sent no whole head for this long */
+#define HTTPMETRICS_HEAD_MAX 8192 /* longest request head (request line + headers) accepted */
+#define HTTPMETRICS_MAX_CLIENTS                                                                    \
+    16                              /* connections beyond this are accepted and closed at once...  \
+                                     */
+#define HTTPMETRICS_EVICT_AFTER 1.0 /* ...unless one has sent no whole head for this long */
 #define HTTPMETRICS_TIMEOUT                                                                        \
     10.0 /* seconds to send the whole head, however it trickles in                                 \
             (slowloris); then seconds without write progress */

@@ -47,6 +47,7 @@ struct inst {
     uint64_t probes_timeout;
     uint64_t probes_skipped;
     uint64_t probes_agent_errors;
+    uint64_t failures[PROBE_CLASSES]; /* failed probes by class (reply_reason_class) */
 };
 
 TAILQ_HEAD(inst_list, inst);

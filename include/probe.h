@@ -20,6 +20,23 @@ enum probe_status {
     PROBE_AGENT_ERROR, /* the agent's own fault (EMFILE, ENFILE, ENOMEM, ENOBUFS): no verdict */
 };
 
+/*
+ * The class of a failed probe: a small fixed set, for the per-instance failure counters and
+ * their metric (reply_reason_class() derives it from a result's status and reason).
+ */
+enum probe_class {
+    PROBE_CLASS_TIMEOUT = 0, /* the deadline expired */
+    PROBE_CLASS_REFUSED,     /* connection refused, no such unix socket: conclusive */
+    PROBE_CLASS_CONNECTION,  /* any other connection error, or the connection lost */
+    PROBE_CLASS_PROTOCOL,    /* a protocol error, a reply too large, an unexpected reply */
+    PROBE_CLASS_AUTH,        /* the credentials refused (AUTH, NOAUTH, WRONGPASS, NOPERM) */
+    PROBE_CLASS_LOADING,     /* -LOADING */
+    PROBE_CLASS_BUSY,        /* -BUSY */
+    PROBE_CLASS_MASTERDOWN,  /* -MASTERDOWN */
+    PROBE_CLASS_ERROR,       /* any other error reply */
+    PROBE_CLASSES            /* how many classes */
+};
+
 /* The outcome of one probe, filled by the probe module. */
 struct probe_result {
     enum probe_status status;

@@ -39,6 +39,20 @@ int reply_parse_role(const redisReply *r, struct role_info *out);
  */
 enum probe_status reply_classify_error(int err, const char *errstr, char *reason, size_t len);
 
+/*
+ * The class of a failed probe from its STATUS (PROBE_FAILED, PROBE_CONCLUSIVE or
+ * PROBE_TIMEOUT) and REASON, as reply_classify_ping(), reply_classify_error() and the probe
+ * module write them: "timeout" is PROBE_CLASS_TIMEOUT, "connection refused" and "no such
+ * socket" PROBE_CLASS_REFUSED, "protocol error..." and "unexpected reply"
+ * PROBE_CLASS_PROTOCOL, "auth failed" PROBE_CLASS_AUTH, "loading", "busy", "masterdown" their
+ * own, "error: TEXT" PROBE_CLASS_ERROR, and any other reason PROBE_CLASS_CONNECTION. Pure.
+ */
+enum probe_class reply_reason_class(enum probe_status status, const char *reason);
+
+/* The class's label value: "timeout", "refused", "connection", "protocol", "auth", "loading",
+ * "busy", "masterdown" or "error". */
+const char *reply_class_name(enum probe_class c);
+
 /* Largest array a probe's reply may hold (ROLE lists a master's replicas); more is garbage. */
 #define REPLY_MAX_ELEMENTS 4096
 

@@ -57,6 +57,14 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$tmp/san/ubsan
 rc=0
 run_ctest build-asan ctest-asan || rc=$?
 unset ASAN_OPTIONS UBSAN_OPTIONS
+# A hostile ZooKeeper test announces impossible frame sizes on purpose; the agent runs with
+# allocator_may_return_null=1 there (glibc's behaviour), and ASan notes each refused
+# allocation in a file of its own. Such a file, holding nothing else, is not a report.
+for f in "$tmp/san"/*; do
+    [ -e "$f" ] || continue
+    grep -qvE '^==[0-9]+==WARNING: AddressSanitizer failed to allocate 0x[0-9a-f]+ bytes$|^$' "$f" ||
+        rm -f "$f"
+done
 if [ -n "$(ls -A "$tmp/san")" ]; then
     for f in "$tmp/san"/*; do
         echo "--- sanitizer report $f ---"

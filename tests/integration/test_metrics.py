@@ -1,6 +1,8 @@
 """Prometheus metrics: the `metrics` answer of the stats socket and the HTTP endpoint of
-`metrics_listen`, both read with python3-prometheus-client's text parser; the HTTP server's
-handling of bad requests, slow and idle clients; a port already in use; reloads.
+`metrics_listen`, both read with python3-prometheus-client's text parser; the per-instance
+series (their label sets, the _info series, no latency while down, failures by reason
+class); the HTTP server's handling of bad requests, slow and idle clients; a port already
+in use; reloads.
 """
 
 import http.client
@@ -142,6 +144,10 @@ def test_metrics_content_from_socket_and_http(env):
         "process_threads": "gauge",
         "sentinel_agent_build_info": "gauge",
         "sentinel_agent_instance_up": "gauge",
+        "sentinel_agent_instance_info": "gauge",
+        "sentinel_agent_instance_last_change_timestamp_seconds": "gauge",
+        "sentinel_agent_instance_latency_seconds": "gauge",
+        "sentinel_agent_instance_probe_failures": "counter",
         "sentinel_agent_probes": "counter",
         "sentinel_agent_probe_duration_seconds": "histogram",
         "sentinel_agent_zk_session_state": "gauge",
@@ -175,6 +181,7 @@ def test_metrics_content_from_socket_and_http(env):
     assert sum(states.values()) == 1
     assert states[a.stats()["zk_state"]] == 1
     assert value(web, "sentinel_agent_zk_writes", result="ok") == 0
+    assert value(web, "sentinel_agent_zk_writes", result="error") == 0
     assert value(web, "sentinel_agent_zk_watches") == 0
 
     # probes by result grow; the kill makes errors appear and takes `doomed` to 0
@@ -214,7 +221,131 @@ def test_metrics_content_from_socket_and_http(env):
     a.wait_log(r"configuration reloaded", since=mark)
     web = scrape(a.http_port)
     assert value(web, "sentinel_agent_config_reloads", result="ok") == 1
-    assert value(web, "sentinel_agent_config_reloads", result="failed") == 0
+    assert value(web, "sentinel_agent_config_reloads", result="error") == 0
+
+
+PER_INSTANCE_LABELS = {
+    "sentinel_agent_instance_info": {"name", "cluster", "address", "role", "master", "link"},
+    "sentinel_agent_instance_up": {"name", "cluster", "address"},
+    "sentinel_agent_instance_last_change_timestamp_seconds": {"name", "cluster"},
+    "sentinel_agent_instance_latency_seconds": {"name", "cluster"},
+    "sentinel_agent_instance_published": {"name", "cluster"},
+    "sentinel_agent_instance_maint": {"name", "cluster"},
+    "sentinel_agent_instance_probe_failures": {"name", "cluster", "reason"},
+}
+CLASSES = ["timeout", "refused", "connection", "protocol", "auth", "loading", "busy",
+           "masterdown", "error"]
+
+
+def names_in(fams, family):
+    return sorted(s.labels["name"] for s in fams[family].samples)
+
+
+def failures(fams, name):
+    """{reason class: count} of instance NAME."""
+    return {s.labels["reason"]: s.value
+            for s in fams["sentinel_agent_instance_probe_failures"].samples
+            if s.labels["name"] == name}
+
+
+def test_instance_series_labels_and_failure_classes(env):
+    master = env.redis()
+    replica = env.redis(replicaof=master)
+    doomed = env.redis()
+    locked = env.redis(password="r3dis-s3cret")
+    garbage = env.garbage_server()
+    hole = env.black_hole(accept=True)
+    a = metrics_agent(env, [
+        instance("master", master, cluster="c1"),
+        instance("replica", replica, cluster="c1"),
+        instance("doomed", doomed),
+        instance("locked", locked, password="wrong-password"),
+        instance("garbage", garbage),
+        instance("hole", hole),
+    ], timeout="100ms")
+    a.wait_instance("master", state="up")
+    a.wait_instance("replica", state="up", link="connected", timeout=10)
+    a.wait_instance("doomed", state="up")
+    for name, reason in (("locked", "auth failed"), ("garbage", "protocol error"),
+                         ("hole", "timeout")):
+        assert a.wait_instance(name, state="down")["reason"] == reason
+    up = ["doomed", "master", "replica"]
+    everyone = sorted(up + ["garbage", "hole", "locked"])
+
+    fams = scrape(a.http_port)
+    # Every per-instance family has one label set: address (and role) only on _info (and
+    # address on _up, SPEC's example); the per-role series is gone.
+    for family, labels in PER_INSTANCE_LABELS.items():
+        assert family in fams, family
+        for smp in fams[family].samples:
+            assert set(smp.labels) == labels, (family, smp)
+    assert "sentinel_agent_instance_role" not in fams
+    for family in ("sentinel_agent_instance_info", "sentinel_agent_instance_up",
+                   "sentinel_agent_instance_published", "sentinel_agent_instance_maint"):
+        assert names_in(fams, family) == everyone, family
+
+    # _info: the role as ROLE says it, a replica's master and link
+    assert value(fams, "sentinel_agent_instance_info", name="master", cluster="c1",
+                 address=master.address, role="master", master="", link="") == 1
+    assert value(fams, "sentinel_agent_instance_info", name="replica", role="replica",
+                 master="%s:%d" % (LOOPBACK, master.port), link="connected") == 1
+    assert value(fams, "sentinel_agent_instance_info", name="garbage", role="unknown",
+                 master="", link="") == 1
+
+    # the last change is the instances' since_ms; latency only for those up
+    for inst in a.instances():
+        assert value(fams, "sentinel_agent_instance_last_change_timestamp_seconds",
+                     name=inst["name"]) == inst["since_ms"] / 1000.0
+    assert names_in(fams, "sentinel_agent_instance_latency_seconds") == up
+    for name in up:
+        assert 0 < value(fams, "sentinel_agent_instance_latency_seconds", name=name) < 0.1
+
+    # failures by class, every class present for every instance
+    for name in everyone:
+        assert sorted(failures(fams, name)) == sorted(CLASSES), name
+    assert set(failures(fams, "master").values()) == {0}
+    # (a reply the loaded test host delays past the timeout is a timeout: it may add some)
+    for name, cls in (("locked", "auth"), ("garbage", "protocol"), ("hole", "timeout")):
+        f = failures(fams, name)
+        assert f[cls] >= 1, (name, f)
+        assert sum(f.values()) == f[cls] + (f["timeout"] if cls != "timeout" else 0), (name, f)
+
+    # kill -9: down, its latency sample gone, its failures refused (the link lost first,
+    # maybe), and its last change moved
+    changed = value(fams, "sentinel_agent_instance_last_change_timestamp_seconds",
+                    name="doomed")
+    doomed.kill9()
+    a.wait_instance("doomed", state="down", reason="connection refused")
+    fams = scrape(a.http_port)
+    assert names_in(fams, "sentinel_agent_instance_latency_seconds") == ["master", "replica"]
+    assert value(fams, "sentinel_agent_instance_up", name="doomed") == 0
+    f = failures(fams, "doomed")
+    assert f["refused"] >= 1, f
+    assert sum(f.values()) == f["refused"] + f["connection"], f
+    assert value(fams, "sentinel_agent_instance_last_change_timestamp_seconds",
+                 name="doomed") > changed
+    assert value(fams, "sentinel_agent_instance_info", name="doomed", role="unknown") == 1
+
+    # The classes add up to each instance's failed probes (counters only grow: the
+    # `instances` answer came later).
+    later = {i["name"]: i for i in a.instances()}
+    for name in everyone:
+        assert sum(failures(fams, name).values()) <= later[name]["probes_failed"], name
+
+    # one vocabulary: ok/error (and timeout for probes, disjoint from error)
+    results = {s.labels["result"]: s.value for s in fams["sentinel_agent_probes"].samples}
+    assert sorted(results) == ["error", "ok", "timeout"]
+    assert results["timeout"] >= 1 and results["error"] >= 1
+    assert sum(results.values()) <= a.stats()["probes_total"]
+    st = a.stats()
+    assert sum(results.values()) <= st["probes_ok"] + st["probes_failed"]
+    assert results["timeout"] <= st["probes_timeout"]
+    for family in ("sentinel_agent_zk_writes", "sentinel_agent_config_reloads"):
+        assert sorted(s.labels["result"] for s in fams[family].samples) == ["error", "ok"]
+
+    # the socket's answer is the same exposition
+    sock = parse(a.metrics())
+    assert sorted(sock) == sorted(fams)
 
 
 def test_http_bad_requests(env):

@@ -249,6 +249,80 @@ connection_errors(void **state)
         PROBE_FAILED);
 }
 
+/* The class of a reply to PING, as the agent classifies it first. */
+static enum probe_class
+ping_class(const char *resp)
+{
+    char reason[HEALTH_REASON_MAX];
+    redisReply *r = parse(resp);
+    enum probe_status st = reply_classify_ping(r, reason, sizeof(reason));
+
+    freeReplyObject(r);
+    assert_int_not_equal(st, PROBE_OK);
+    return reply_reason_class(st, reason);
+}
+
+/* The class of a hiredis context error, as the agent classifies it first. */
+static enum probe_class
+error_class(int err, const char *errstr)
+{
+    char reason[HEALTH_REASON_MAX];
+    enum probe_status st = reply_classify_error(err, errstr, reason, sizeof(reason));
+
+    assert_int_not_equal(st, PROBE_AGENT_ERROR);
+    return reply_reason_class(st, reason);
+}
+
+/* Every reason the classifiers and the probe module write falls in the class it names. */
+static void
+reason_classes(void **state)
+{
+    (void)state;
+    assert_int_equal(ping_class("-LOADING Redis is loading\r\n"), PROBE_CLASS_LOADING);
+    assert_int_equal(ping_class("-BUSY Redis is busy\r\n"), PROBE_CLASS_BUSY);
+    assert_int_equal(ping_class("-MASTERDOWN Link with MASTER is down\r\n"),
+                     PROBE_CLASS_MASTERDOWN);
+    assert_int_equal(ping_class("-NOAUTH Authentication required.\r\n"), PROBE_CLASS_AUTH);
+    assert_int_equal(ping_class("-WRONGPASS invalid\r\n"), PROBE_CLASS_AUTH);
+    assert_int_equal(ping_class("-NOPERM no\r\n"), PROBE_CLASS_AUTH);
+    assert_int_equal(ping_class("-ERR unknown command\r\n"), PROBE_CLASS_ERROR);
+    assert_int_equal(ping_class("-LOADINGX odd\r\n"), PROBE_CLASS_ERROR);
+    assert_int_equal(ping_class("-connection refused\r\n"), PROBE_CLASS_ERROR);
+    assert_int_equal(ping_class(":1\r\n"), PROBE_CLASS_PROTOCOL);
+
+    assert_int_equal(error_class(REDIS_ERR_IO, "Connection refused"), PROBE_CLASS_REFUSED);
+    assert_int_equal(error_class(REDIS_ERR_IO, "No such file or directory"), PROBE_CLASS_REFUSED);
+    assert_int_equal(error_class(REDIS_ERR_PROTOCOL, "Protocol error"), PROBE_CLASS_PROTOCOL);
+    assert_int_equal(error_class(REDIS_ERR_OOM, "Out of memory"), PROBE_CLASS_PROTOCOL);
+    assert_int_equal(error_class(REDIS_ERR_EOF, "Server closed the connection"),
+                     PROBE_CLASS_CONNECTION);
+    assert_int_equal(error_class(REDIS_ERR_IO, "Connection reset by peer"), PROBE_CLASS_CONNECTION);
+    assert_int_equal(error_class(REDIS_ERR_IO, "Network is unreachable"), PROBE_CLASS_CONNECTION);
+    assert_int_equal(error_class(REDIS_ERR_IO, NULL), PROBE_CLASS_CONNECTION);
+
+    /* what the probe module writes itself */
+    assert_int_equal(reply_reason_class(PROBE_TIMEOUT, "timeout"), PROBE_CLASS_TIMEOUT);
+    assert_int_equal(reply_reason_class(PROBE_CONCLUSIVE, "connection refused"),
+                     PROBE_CLASS_REFUSED);
+    assert_int_equal(reply_reason_class(PROBE_CONCLUSIVE, "no such socket"), PROBE_CLASS_REFUSED);
+    assert_int_equal(reply_reason_class(PROBE_FAILED, "auth failed"), PROBE_CLASS_AUTH);
+    assert_int_equal(reply_reason_class(PROBE_FAILED, "connection lost"), PROBE_CLASS_CONNECTION);
+    /* the status decides before the words */
+    assert_int_equal(reply_reason_class(PROBE_TIMEOUT, "anything"), PROBE_CLASS_TIMEOUT);
+    assert_int_equal(reply_reason_class(PROBE_FAILED, ""), PROBE_CLASS_CONNECTION);
+
+    /* the label values: one word each, distinct */
+    for (int i = 0; i < PROBE_CLASSES; i++) {
+        const char *n = reply_class_name((enum probe_class)i);
+        assert_non_null(n);
+        assert_true(strlen(n) > 0 && strspn(n, "abcdefghijklmnopqrstuvwxyz") == strlen(n));
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(n, reply_class_name((enum probe_class)j));
+    }
+    assert_string_equal(reply_class_name(PROBE_CLASS_REFUSED), "refused");
+    assert_string_equal(reply_class_name(PROBE_CLASS_MASTERDOWN), "masterdown");
+}
+
 static void
 huge_arrays_are_refused(void **state)
 {
@@ -296,6 +370,7 @@ main(void)
         cmocka_unit_test(role_replica_fields),
         cmocka_unit_test(connection_errors),
         cmocka_unit_test(huge_arrays_are_refused),
+        cmocka_unit_test(reason_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

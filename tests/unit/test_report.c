@@ -280,6 +280,154 @@ metrics_format(void **state)
     sbuf_free(&sb);
 }
 
+/* The one line of OUT that starts with PREFIX, or NULL; fails if there are several. */
+static const char *
+line_with(const char *out, const char *prefix)
+{
+    const char *found = NULL;
+    size_t n = strlen(prefix);
+
+    for (const char *line = out; *line; line = strchr(line, '\n') + 1) {
+        if (strncmp(line, prefix, n) == 0) {
+            if (found != NULL)
+                fail_msg("two lines start with %s", prefix);
+            found = line;
+        }
+        if (strchr(line, '\n') == NULL)
+            break;
+    }
+    return found;
+}
+
+/* Whether OUT has the exact line LINE (without its newline). */
+static int
+has_line(const char *out, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = out; (p = strstr(p, line)) != NULL; p += n)
+        if ((p == out || p[-1] == '\n') && p[n] == '\n')
+            return 1;
+    return 0;
+}
+
+/* The per-instance series: labels, the info series, what is absent while down or unknown. */
+static void
+metrics_instance_series(void **state)
+{
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+    struct health *h = &f->inst->health;
+
+    /* not yet probed: no state, so no last change and no latency */
+    report_metrics(f->a, &sb);
+    assert_true(has_line(sb.buf, "sentinel_agent_instance_info{name=\"cache-a\",cluster=\"cache\","
+                                 "address=\"127.0.0.1:6379\",role=\"unknown\",master=\"\","
+                                 "link=\"\"} 1"));
+    assert_true(has_line(sb.buf, "sentinel_agent_instance_up{name=\"cache-a\",cluster=\"cache\","
+                                 "address=\"127.0.0.1:6379\"} 0"));
+    assert_non_null(strstr(sb.buf, "# TYPE sentinel_agent_instance_last_change_timestamp_seconds "
+                                   "gauge\n"));
+    assert_null(line_with(sb.buf, "sentinel_agent_instance_last_change_timestamp_seconds{"));
+    assert_null(line_with(sb.buf, "sentinel_agent_instance_latency_seconds{"));
+    assert_null(strstr(sb.buf, "sentinel_agent_instance_role"));
+    assert_true(has_line(sb.buf, "sentinel_agent_instance_published{name=\"cache-a\","
+                                 "cluster=\"cache\"} 0"));
+    assert_true(has_line(sb.buf, "sentinel_agent_instance_maint{name=\"cache-a\","
+                                 "cluster=\"cache\"} 0"));
+    /* address on the info and up series only */
+    for (const char *line = sb.buf; *line; line = strchr(line, '\n') + 1)
+        if (strstr(line, "address=") != NULL && strstr(line, "address=") < strchr(line, '\n'))
+            assert_true(strncmp(line, "sentinel_agent_instance_info{", 29) == 0 ||
+                        strncmp(line, "sentinel_agent_instance_up{", 27) == 0);
+
+    /* up, a replica whose master's name needs escaping */
+    sbuf_reset(&sb);
+    h->state = INST_UP;
+    h->since_ms = 1700000000123;
+    h->latency_us = 1500;
+    h->role.role = ROLE_REPLICA;
+    strcpy(h->role.master, "we\"ird\\host:6379");
+    strcpy(h->role.link, "connected");
+    report_metrics(f->a, &sb);
+    assert_true(has_line(sb.buf, "sentinel_agent_instance_info{name=\"cache-a\",cluster=\"cache\","
+                                 "address=\"127.0.0.1:6379\",role=\"replica\","
+                                 "master=\"we\\\"ird\\\\host:6379\",link=\"connected\"} 1"));
+    assert_true(has_line(sb.buf, "sentinel_agent_instance_last_change_timestamp_seconds{"
+                                 "name=\"cache-a\",cluster=\"cache\"} 1700000000.123"));
+    assert_true(has_line(sb.buf, "sentinel_agent_instance_latency_seconds{name=\"cache-a\","
+                                 "cluster=\"cache\"} 0.001500"));
+
+    /* down: the last change moves, the latency goes away, the role is unknown */
+    sbuf_reset(&sb);
+    h->state = INST_DOWN;
+    h->since_ms = 1700000009000;
+    health_role_clear(&h->role);
+    report_metrics(f->a, &sb);
+    assert_true(has_line(sb.buf, "sentinel_agent_instance_last_change_timestamp_seconds{"
+                                 "name=\"cache-a\",cluster=\"cache\"} 1700000009.000"));
+    assert_null(line_with(sb.buf, "sentinel_agent_instance_latency_seconds{"));
+    assert_non_null(line_with(sb.buf, "sentinel_agent_instance_info{"));
+    assert_non_null(strstr(line_with(sb.buf, "sentinel_agent_instance_info{"),
+                           "role=\"unknown\",master=\"\",link=\"\"} 1\n"));
+    sbuf_free(&sb);
+}
+
+/* Failures by class: every class has its series, from the instance's counters. */
+static void
+metrics_failures_by_class(void **state)
+{
+    static const char *const classes[] = {"timeout", "refused", "connection", "protocol", "auth",
+                                          "loading", "busy",    "masterdown", "error"};
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+    char want[256];
+
+    f->inst->failures[PROBE_CLASS_REFUSED] = 3;
+    f->inst->failures[PROBE_CLASS_PROTOCOL] = 2;
+    f->inst->failures[PROBE_CLASS_MASTERDOWN] = 1;
+    report_metrics(f->a, &sb);
+    assert_non_null(
+        strstr(sb.buf, "# TYPE sentinel_agent_instance_probe_failures_total counter\n"));
+    assert_int_equal(sizeof(classes) / sizeof(classes[0]), PROBE_CLASSES);
+    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+        snprintf(want, sizeof(want),
+                 "sentinel_agent_instance_probe_failures_total{name=\"cache-a\",cluster=\"cache\","
+                 "reason=\"%s\"} %d",
+                 classes[i],
+                 strcmp(classes[i], "refused") == 0      ? 3
+                 : strcmp(classes[i], "protocol") == 0   ? 2
+                 : strcmp(classes[i], "masterdown") == 0 ? 1
+                                                         : 0);
+        if (!has_line(sb.buf, want))
+            fail_msg("no line %s in\n%s", want, sb.buf);
+    }
+    sbuf_free(&sb);
+}
+
+/* One vocabulary for results: ok, error (and timeout for probes), the probes' not overlapping. */
+static void
+metrics_result_labels(void **state)
+{
+    struct fixture *f = *state;
+    struct sbuf sb = {0};
+
+    f->a->c.probes_ok = 7;
+    f->a->c.probes_failed = 5;
+    f->a->c.probes_timeout = 2;
+    f->a->c.config_reloads = 4;
+    f->a->c.config_reload_failures = 1;
+    report_metrics(f->a, &sb);
+    assert_true(has_line(sb.buf, "sentinel_agent_probes_total{result=\"ok\"} 7"));
+    assert_true(has_line(sb.buf, "sentinel_agent_probes_total{result=\"error\"} 3"));
+    assert_true(has_line(sb.buf, "sentinel_agent_probes_total{result=\"timeout\"} 2"));
+    assert_true(has_line(sb.buf, "sentinel_agent_zk_writes_total{result=\"ok\"} 0"));
+    assert_true(has_line(sb.buf, "sentinel_agent_zk_writes_total{result=\"error\"} 0"));
+    assert_true(has_line(sb.buf, "sentinel_agent_config_reloads_total{result=\"ok\"} 4"));
+    assert_true(has_line(sb.buf, "sentinel_agent_config_reloads_total{result=\"error\"} 1"));
+    assert_null(strstr(sb.buf, "\"failed\""));
+    sbuf_free(&sb);
+}
+
 int
 main(void)
 {
@@ -290,6 +438,9 @@ main(void)
         cmocka_unit_test_setup_teardown(instances_and_no_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(answers_end_with_empty_line, setup, teardown),
         cmocka_unit_test_setup_teardown(metrics_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_instance_series, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_failures_by_class, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_result_labels, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
