@@ -1,5 +1,6 @@
-/* zkpriv.h -- what the ZooKeeper publisher's files share (zkpub.c, zksession.c, zkbatch.c,
- * zkqueue.c): its structs and the functions they call across files. Not for other modules. */
+/* zkpriv.h -- what the ZooKeeper publisher's files share (zkpub.c, zksession.c, zkguard.c,
+ * zkresume.c, zkbatch.c, zkqueue.c): its structs and the functions they call across files. Not
+ * for other modules. */
 #ifndef SA_ZKPRIV_H
 #define SA_ZKPRIV_H
 
@@ -9,11 +10,14 @@
 #include <sys/queue.h>
 #include <zookeeper/zookeeper.h>
 
+#include "log.h"
 #include "zkpub.h"
 #include "zkqueue.h"
 
-#define ZK_COMP      "zookeeper"
-#define ZK_BATCH_MAX 128 /* creates and deletes sent as one multi request */
+#define ZK_COMP        "zookeeper"
+#define ZK_BATCH_MAX   128  /* creates and deletes sent as one multi request */
+#define ZK_TICK_S      0.25 /* housekeeping and watchdog period: bounds growth between checks */
+#define ZK_TICK_WARY_S 0.05 /* the period while connected without progress (a frame streams in) */
 
 enum zkop {
     ZKOP_CONT_EXISTS = 0, /* does a persistent container exist? (a read, not a transaction) */
@@ -155,7 +159,7 @@ struct zkpub {
     uint64_t connects;    /* connections made: every one after the first is a reconnect */
     ev_tstamp lost_since; /* when the connection was lost (or the handle opened) */
     /* Our own back-off between handles (the client's reconnect pace is no defence against a
-     * server that answers nonsense; see zksession.c): */
+     * server that answers nonsense; see zkguard.c): */
     int open_fails;         /* handles given up in a row: the back-off's exponent */
     ev_tstamp open_at;      /* no new handle before this */
     ev_tstamp connected_at; /* when the current connection was established (0: none) */
@@ -163,7 +167,7 @@ struct zkpub {
     int handle_connects;    /* connections made by the current handle */
     clientid_t resume;      /* session the next handle presents (client_id 0: a new one) */
     ev_tstamp last_reply;   /* last reply of the current handle (0: none yet) */
-    /* The watchdog of the client's threads (CPU) and of the heap (zksession.c): */
+    /* The watchdog of the client's threads (CPU) and of the heap (zkguard.c): */
     ev_tstamp cpu_at;         /* wall time of the last CPU sample */
     double cpu_others;        /* CPU seconds of every thread but the loop's at that sample */
     int64_t heap_base;        /* heap in use when the publisher was last settled */
@@ -208,10 +212,66 @@ void zkcb_session(zhandle_t *zh, int type, int state, const char *path, void *ct
 /* A node's exists-watch (the node is CTX): queues what fired. */
 void zkcb_node_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx);
 
-/* ---- zksession.c ---- */
+/* ---- zksession.c: the session's life ---- */
 
 /* The client's log callback (its threads): each line becomes one of ours, "zkclient". */
 void zkcb_log(const char *msg);
+/* Writes a line of ours at LEVEL, at most once a minute for the same text (it may repeat fast). */
+void zk_log_limited(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define zk_warn_limited(...) zk_log_limited(LOGL_WARN, __VA_ARGS__)
+/*
+ * After zookeeper_close() returned (on the loop, a closer or the restarter thread): drains the
+ * queue, releases the requests whose completions the client dropped, forgets the session.
+ */
+void zk_after_close(struct zkpub *z);
+
+/* ---- zkguard.c: defences against a server that answers nonsense, and our back-off ---- */
+
+/* Starts the restarter's ev_async (zkpub_new). */
+void zk_guard_init(struct zkpub *z);
+/* Waits for a handle being given up to close, then stops the ev_async (zkpub_free). */
+void zk_guard_stop(struct zkpub *z);
+/* A handle was opened: the watchdog's heap and CPU references start now. */
+void zk_guard_open(struct zkpub *z);
+/*
+ * The client reports a connection (event E): returns 1 if its handshake is not one we can use
+ * (the handle is then given up with our back-off), 0 after starting the watchdog's wary ticks.
+ */
+int zk_guard_connected(struct zkpub *z, const struct zkev *e);
+/*
+ * The connection, made at CONNECTED_AT (0: never), was lost: returns 1 if it was one too many
+ * lost right after the handshake and the handle was given up with our back-off.
+ */
+int zk_guard_lost(struct zkpub *z, ev_tstamp connected_at);
+/* The tick with a handle open: the watchdog, the tick's pace, the end of our back-off. Returns 1
+ * if the handle was given up. */
+int zk_guard_tick(struct zkpub *z, ev_tstamp now);
+/*
+ * Gives the current handle up (closed on a thread of its own) and opens the next one after our
+ * back-off. KEEP: the next handle presents the current session; KICK: its sockets are shut down
+ * first (a stuck connection). Returns the delay.
+ */
+ev_tstamp zk_backoff_restart(struct zkpub *z, int keep, int kick);
+
+/* ---- zkresume.c: the session the previous image handed over (upgrade) ---- */
+
+/* Forgets the session CID: no id, and the password wiped. */
+void zk_cid_wipe(clientid_t *cid);
+/* Takes the session PREV handed over (NULL or id 0: none) for the handles to present. */
+void zk_handed_take(struct zkpub *z, const struct zkpub_session *prev);
+/* The handed-over session is answered for (confirmed, refused or given up): forgets it. */
+void zk_handed_done(struct zkpub *z);
+/*
+ * A server gave us a new session (z->session_id): returns 1 if it is the handed-over one, now
+ * resumed (logged; every node is read back before it is written). Forgets the handed session.
+ */
+int zk_handed_answered(struct zkpub *z);
+/* The session expired: says so if it was the handed-over one, and forgets that. */
+void zk_handed_expired(struct zkpub *z);
+/* Returns 1 if DATA, LEN bytes read back from N in a resumed session, says what N's document
+ * says, volatile keys aside. */
+int zk_doc_same(const struct zkpub *z, struct zknode *n, const char *data, int len);
 
 /* ---- zkpub.c: requests, nodes and containers ---- */
 
@@ -243,8 +303,6 @@ void zk_reconcile_all(struct zkpub *z);
 void zk_arm_waiting(struct zkpub *z);
 /* The session is gone: nothing we created or watched survives in it. */
 void zk_forget_session(struct zkpub *z);
-/* A handed-over session was resumed: every node is read back before it is written. */
-void zk_verify_all(struct zkpub *z);
 /* Returns 1 when requests can be sent: a handle, connected, with a session. */
 int zk_ready(const struct zkpub *z);
 /* Returns 1 when none of our nodes is left in ZooKeeper nor being deleted. */

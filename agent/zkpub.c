@@ -102,44 +102,6 @@ doc_is_ours(const struct zkpub *z, const char *data, int len)
     return ours;
 }
 
-/* DOC (LEN bytes) without the publisher's volatile keys, or NULL if it is no JSON object. */
-static json_t *
-doc_stable(const struct zkpub *z, const char *doc, size_t len)
-{
-    json_t *o = json_loadb(doc, len, 0, NULL);
-
-    if (o != NULL && !json_is_object(o)) {
-        json_decref(o);
-        return NULL;
-    }
-    for (const char *const *k = z->volatile_keys; o != NULL && k != NULL && *k != NULL; k++)
-        json_object_del(o, *k);
-    return o;
-}
-
-/*
- * Returns 1 if DATA (a node read back in a resumed session) says what N's current document
- * says, volatile keys aside: then it need not be rewritten.
- */
-static int
-doc_same(const struct zkpub *z, struct zknode *n, const char *data, int len)
-{
-    struct sbuf sb = {0};
-    json_t *have, *want;
-    int same;
-
-    if (data == NULL || len <= 0 || n->render == NULL)
-        return 0;
-    zk_node_render(n, &sb);
-    have = doc_stable(z, data, (size_t)len);
-    want = sb.buf ? doc_stable(z, sb.buf, sb.len) : NULL;
-    same = have != NULL && want != NULL && json_equal(have, want);
-    json_decref(have);
-    json_decref(want);
-    sbuf_free(&sb);
-    return same;
-}
-
 ev_tstamp
 zk_backoff(int fails)
 {
@@ -274,16 +236,6 @@ zk_forget_session(struct zkpub *z)
         node_set_watched(n, 0);
         node_maybe_free(n);
     }
-}
-
-/* A handed-over session was resumed: our nodes may all be there still; read before writing. */
-void
-zk_verify_all(struct zkpub *z)
-{
-    struct zknode *n;
-
-    TAILQ_FOREACH (n, &z->nodes, link)
-        n->verify = !n->removed;
 }
 
 int
@@ -546,7 +498,7 @@ on_node_reply(struct zkpub *z, struct zkreq *r, const struct zkev *e)
              * session the previous image handed over, our node: rewritten only if it differs.
              */
             n->created = 1;
-            n->done_gen = verify && doc_same(z, n, e->data, e->datalen) ? n->want_gen : 0;
+            n->done_gen = verify && zk_doc_same(z, n, e->data, e->datalen) ? n->want_gen : 0;
             n->version = e->version;
             if (verify)
                 log_debug(ZK_COMP, "%s is ours in the resumed session: %s", n->path,
