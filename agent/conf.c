@@ -482,6 +482,29 @@ check_zk(struct parser *p)
 }
 
 /*
+ * Reports the instance's KEY (VAL_MS) above its interval, on the line that gave KEY here (else
+ * the section header), naming what it inherited from [agent]. Nothing when either value was
+ * refused already: that was reported then.
+ */
+static void
+check_within_interval(struct parser *p, struct pinst *pi, const char *key, int64_t val_ms)
+{
+    const struct pstate *st = p->st;
+    const struct conf_instance *ci = pi->ci;
+    const struct keyset *ks = &pi->ks;
+    int key_line = given(ks, key), iv_line = given(ks, "interval");
+    char a[32], b[32];
+
+    if (rejected(key_line ? ks : &st->agent_ks, key) ||
+        rejected(iv_line ? ks : &st->agent_ks, "interval") || val_ms <= ci->interval_ms)
+        return;
+    perr_add(p, key_line ? key_line : ci->line, "%s %s%s exceeds interval %s%s", key,
+             confval_fmt_ms(a, sizeof(a), val_ms), key_line ? "" : " (inherited from [agent])",
+             confval_fmt_ms(b, sizeof(b), ci->interval_ms),
+             iv_line ? "" : " (inherited from [agent])");
+}
+
+/*
  * An instance's downinter: its own, else [agent]'s, at most its interval; when neither sets it,
  * min(250ms, its interval). A value given explicitly (here or in [agent]) above the interval is
  * an error on the line that gave it here, else on the section header.
@@ -494,34 +517,24 @@ check_downinter(struct parser *p, struct pinst *pi)
     const struct keyset *ks = &pi->ks;
     int di_line = given(ks, "downinter"), iv_line = given(ks, "interval");
     int agent_di = given(&st->agent_ks, "downinter");
-    char a[32], b[32];
 
     if (!di_line && !agent_di) {
         ci->downinter_ms = DEF_DOWNINTER_MS < ci->interval_ms ? DEF_DOWNINTER_MS : ci->interval_ms;
         return;
     }
-    if (rejected(di_line ? ks : &st->agent_ks, "downinter") ||
-        rejected(iv_line ? ks : &st->agent_ks, "interval") || ci->downinter_ms <= ci->interval_ms)
-        return;
     /* [agent]'s own check reports an [agent] value above [agent]'s interval */
     if (!di_line && !iv_line)
         return;
-    perr_add(
-        p, di_line ? di_line : ci->line, "downinter %s%s exceeds interval %s%s",
-        confval_fmt_ms(a, sizeof(a), ci->downinter_ms), di_line ? "" : " (inherited from [agent])",
-        confval_fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
+    check_within_interval(p, pi, "downinter", ci->downinter_ms);
 }
 
 /* Copies every [agent] value the instance does not override, then checks the result. */
 static void
 check_instance(struct parser *p, struct pinst *pi)
 {
-    const struct pstate *st = p->st;
     struct conf_instance *ci = pi->ci;
     const struct keyset *ks = &pi->ks;
     int iv_line = given(ks, "interval"), to_line = given(ks, "timeout");
-    bool known_iv, known_to;
-    char a[32], b[32];
 
     for (size_t k = 0; k < NKEYS; k++) {
         if ((keys[k].sections & (S_AGENT | S_INST)) != (S_AGENT | S_INST) || ks->line[k])
@@ -537,15 +550,7 @@ check_instance(struct parser *p, struct pinst *pi)
     /* [agent]'s own check covers an instance that overrides neither */
     if (!iv_line && !to_line)
         return;
-    /* a rejected value, here or in [agent], was reported already */
-    known_iv = !rejected(iv_line ? ks : &st->agent_ks, "interval");
-    known_to = !rejected(to_line ? ks : &st->agent_ks, "timeout");
-    if (!known_iv || !known_to || ci->timeout_ms <= ci->interval_ms)
-        return;
-    perr_add(
-        p, to_line ? to_line : ci->line, "timeout %s%s exceeds interval %s%s",
-        confval_fmt_ms(a, sizeof(a), ci->timeout_ms), to_line ? "" : " (inherited from [agent])",
-        confval_fmt_ms(b, sizeof(b), ci->interval_ms), iv_line ? "" : " (inherited from [agent])");
+    check_within_interval(p, pi, "timeout", ci->timeout_ms);
 }
 
 /*

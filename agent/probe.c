@@ -118,6 +118,22 @@ live_probe(const redisAsyncContext *ac, void *privdata)
     return p;
 }
 
+/*
+ * The probe a reply callback is for, or NULL when there is nothing to do: its link was
+ * abandoned, or hiredis is tearing the link down (REPLY NULL), which this reports.
+ */
+static struct probe *
+replied_probe(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct probe *p = live_probe(ac, privdata);
+
+    if (p != NULL && reply == NULL) {
+        link_lost(p, ac);
+        return NULL;
+    }
+    return p;
+}
+
 static void
 connect_cb(const redisAsyncContext *ac, int status)
 {
@@ -155,14 +171,10 @@ disconnect_cb(const redisAsyncContext *ac, int status)
 static void
 auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct probe *p = live_probe(ac, privdata);
+    struct probe *p = replied_probe(ac, reply, privdata);
 
     if (p == NULL)
         return;
-    if (reply == NULL) {
-        link_lost(p, ac);
-        return;
-    }
     p->auth_failed = reply_auth_failed(reply);
 }
 
@@ -170,14 +182,10 @@ auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
 static void
 role_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct probe *p = live_probe(ac, privdata);
+    struct probe *p = replied_probe(ac, reply, privdata);
 
     if (p == NULL)
         return;
-    if (reply == NULL) {
-        link_lost(p, ac);
-        return;
-    }
     p->role_noperm = reply_parse_role(reply, &p->role) == REPLY_ROLE_NOPERM;
 }
 
@@ -212,15 +220,11 @@ reader_rewind(redisAsyncContext *ac)
 static void
 ping_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct probe *p = live_probe(ac, privdata);
+    struct probe *p = replied_probe(ac, reply, privdata);
     struct probe_result r = {0};
 
     if (p == NULL)
         return;
-    if (reply == NULL) {
-        link_lost(p, ac);
-        return;
-    }
     reader_rewind(ac);
     p->answered = 1;
     p->stale = 0;
