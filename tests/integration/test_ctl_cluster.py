@@ -34,12 +34,14 @@ def world():
                                instance("v", victim, cluster="c2")], root=ROOT, name="host-a")
         b = zk_agent(env, zk, [instance("r", replica, cluster="c1")], root=ROOT,
                      name="host-b")
-        w = {"env": env, "zk": zk, "a": a, "b": b, "victim": victim}
+        w = {"env": env, "zk": zk, "a": a, "b": b, "victim": victim, "master": master}
 
         def all_published():
             docs = cluster_json(w)
-            return len(docs) == 3 and all(d["state"] == "up" for d in docs) and docs
-        wait_until(all_published, timeout=15, interval=0.1, msg="3 documents up in ZooKeeper")
+            return (len(docs) == 3 and all(d["state"] == "up" for d in docs) and
+                    any(d["name"] == "r" and d["link"] == "connected" for d in docs) and docs)
+        wait_until(all_published, timeout=15, interval=0.1,
+                   msg="3 documents up in ZooKeeper, the replica's link connected")
         yield w
     finally:
         env.cleanup()
@@ -62,11 +64,11 @@ def test_json_rows_per_instance(world):
     assert by[("c1", "m")]["role"] == "master" and by[("c1", "r")]["role"] == "replica"
     for d in docs:
         assert d["state"] == "up" and d["reason"] == "" and d["since_ms"] > 0, d
-    # master/link are being added to the agent: when there, they say what ROLE says.
-    r = by[("c1", "r")]
-    for key in ("master", "link"):
-        if key in r:
-            assert isinstance(r[key], str), r
+    # The replica's master and link, as its ROLE says; a master has neither.
+    r, m = by[("c1", "r")], by[("c1", "m")]
+    assert r["master"] == "127.0.0.1:%d" % world["master"].port and r["link"] == "connected", r
+    # (its replicas count is not asserted: a count alone causes no write, SPEC)
+    assert m["master"] == "" and m["link"] == "", m
 
 
 def test_filter_by_cluster(world):
@@ -92,6 +94,7 @@ def test_table_on_a_terminal(world):
     assert set(rows) == {("c1", "m"), ("c1", "r"), ("c2", "v")}, t.stdout
     assert rows[("c1", "r")][3:6] == ["host-b", "up", "replica"], t.stdout
     assert rows[("c1", "m")][3:6] == ["host-a", "up", "master"], t.stdout
+    assert rows[("c1", "r")][6:8] == ["127.0.0.1:%d" % world["master"].port, "connected"], t.stdout
     assert all(ln.endswith("ago  -") for ln in lines[1:]), t.stdout  # SINCE, empty REASON
     assert t.stderr == "", t
 
