@@ -38,10 +38,8 @@ agent_new(struct ev_loop *loop, struct conf *conf)
     a->loop = loop;
     a->conf = conf;
     TAILQ_INIT(&a->instances);
-    TAILQ_INIT(&a->first_probes);
     TAILQ_INIT(&a->zk_retired);
-    a->tune.collect = -1.;
-    a->tune.io_on = -1;
+    inst_agent_init(a);
     ev_signal_init(&a->sigterm, signal_cb, SIGTERM);
     ev_signal_init(&a->sigint, signal_cb, SIGINT);
     ev_signal_init(&a->sighup, signal_cb, SIGHUP);
@@ -550,6 +548,7 @@ agent_stop(struct agent *a)
     notify_stopping(a);
     TAILQ_FOREACH (inst, &a->instances, link)
         inst_stop(inst);
+    inst_agent_stop(a);
     ev_timer_set(&a->shutdown_timer, (double)a->conf->shutdown_timeout_ms / 1000.0, 0.);
     ev_timer_start(a->loop, &a->shutdown_timer);
     if (a->zk != NULL) {
@@ -601,6 +600,7 @@ agent_free(struct agent *a)
         TAILQ_REMOVE(&a->instances, inst, link);
         inst_free(inst);
     }
+    inst_agent_stop(a);
     ev_timer_stop(a->loop, &a->shutdown_timer);
     ev_signal_stop(a->loop, &a->sighup);
     ev_signal_stop(a->loop, &a->sigint);

@@ -184,6 +184,35 @@ first_probes_drain(struct agent *a)
 }
 
 /*
+ * The first probes of instances just started go out when the loop next runs, before it waits,
+ * not inside inst_start(): starting 10,000 of them (as many connects) inside agent_start()
+ * would hold READY and the stats socket back by more than a second.
+ */
+static void
+first_kick_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    ev_prepare_stop(loop, w);
+    first_probes_drain(w->data);
+}
+
+void
+inst_agent_init(struct agent *a)
+{
+    TAILQ_INIT(&a->first_probes);
+    ev_prepare_init(&a->first_kick, first_kick_cb);
+    a->first_kick.data = a;
+    a->tune.collect = -1.;
+    a->tune.io_on = -1;
+}
+
+void
+inst_agent_stop(struct agent *a)
+{
+    ev_prepare_stop(a->loop, &a->first_kick);
+}
+
+/*
  * A probe is due. At most one in flight per instance and at most max_inflight overall; a due
  * probe that cannot start is counted as skipped and waits for the next period.
  */
@@ -493,7 +522,7 @@ inst_start(struct inst *inst, double phase)
     /* the first probe at once, max_inflight allowing; else in the queue's order */
     inst->queued = 1;
     TAILQ_INSERT_TAIL(&a->first_probes, inst, firstq);
-    first_probes_drain(a);
+    ev_prepare_start(a->loop, &a->first_kick);
 }
 
 void

@@ -48,6 +48,7 @@ struct agent {
     int inflight;                  /* probes in flight, <= conf->max_inflight */
     struct inst_list first_probes; /* instances waiting for a slot for their first probe */
     int draining;                  /* instance.c is starting first probes (no re-entry) */
+    ev_prepare first_kick;         /* instance.c: starts queued first probes once the loop runs */
     ev_tstamp agent_error_logged;  /* ev_now() of the last warn about the agent's faults */
     struct {
         double probe_rate; /* probes per second of the started instances */

@@ -65,6 +65,14 @@ void inst_set_conf(struct inst *inst, const struct conf_instance *conf);
 void inst_plan_rounds(struct agent *a, const struct conf *conf);
 
 /*
+ * Prepares the agent's state that instance.c keeps (the queue of first probes and the watcher
+ * that starts them, the loop tuning); once, when the agent is made. inst_agent_stop() stops
+ * that watcher (shutdown, agent_free).
+ */
+void inst_agent_init(struct agent *a);
+void inst_agent_stop(struct agent *a);
+
+/*
  * Starts probing. The first probe starts at once (or, max_inflight reached, when a slot frees:
  * the agent's queue of first probes), then the regular ones from the first round at least
  * PHASE x interval from now (0 <= PHASE < 1: the agent spreads N instances with it).

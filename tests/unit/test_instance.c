@@ -209,6 +209,7 @@ teardown(void **state)
 
     for (int i = 0; i < f->n; i++)
         inst_free(f->in[i]);
+    inst_agent_stop(&f->a);
     for (int i = 0; i < MAXC; i++)
         if (f->srv.c[i].fd >= 0)
             conn_close(&f->srv.c[i]);
@@ -253,9 +254,7 @@ make(struct fix *f, int n, int max_inflight, int64_t interval_ms, int64_t timeou
     a->loop = f->loop;
     a->conf = &f->conf;
     TAILQ_INIT(&a->instances);
-    TAILQ_INIT(&a->first_probes);
-    a->tune.collect = -1.;
-    a->tune.io_on = -1;
+    inst_agent_init(a);
     ev_now_update(f->loop);
     a->tune.base = ev_now(f->loop);
     inst_plan_rounds(a, &f->conf);
@@ -333,6 +332,7 @@ test_first_probes_bounded(void **state)
     f->srv.hold = 1;
     for (int i = 0; i < 5; i++)
         inst_start(f->in[i], 0.);
+    ev_run(f->loop, EVRUN_NOWAIT); /* first probes go out once the loop runs */
     sample(f);
     assert_int_equal(f->a.inflight, 2);
     assert_int_equal(queued(f), 3);
@@ -385,6 +385,7 @@ test_due_probe_skipped_at_max_inflight(void **state)
     b0 = f->in[1];
     inst_start(a0, 0.);  /* regular probes from 1.0 s on */
     inst_start(b0, 0.7); /* from 0.7 s on */
+    ev_run(f->loop, EVRUN_NOWAIT); /* first probes go out once the loop runs */
     assert_int_equal(f->a.inflight, 1);
     assert_true(b0->queued);
     RUN_UNTIL(f, a0->probes_ok == 1 && b0->probes_ok == 1);
