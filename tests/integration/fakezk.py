@@ -253,9 +253,14 @@ def measure_agent_against(env, mode):
     assert m["probes_per_s"] >= 0.5 / INTERVAL, "probing stalled: %.1f/s" % m["probes_per_s"]
     assert m["max_latency"] < MAX_STATS_LATENCY, latencies
     # ASan's quarantine keeps freed memory resident (the idle "silent" case grows 1.5 MiB):
-    # there, RSS growth says nothing; heap_bytes and the peak still do.
-    rss_limit = 4 * MAX_GROWTH if _sanitized() else MAX_GROWTH
-    assert m["rss_growth"] < rss_limit and m["heap_growth"] < MAX_GROWTH, m
+    # there, RSS growth says nothing; heap_bytes and the peak still do. Where the library
+    # allocates and frees whatever sizes the garbage announces (garbage, huge_frame), the
+    # quarantine (256 MiB) holds those too: RSS grew 17.5 MiB with heap_bytes flat, so under
+    # ASan only heap_bytes is checked there.
+    assert m["heap_growth"] < MAX_GROWTH, m
+    if not (_sanitized() and mode in ("garbage", "huge_frame")):
+        rss_limit = 4 * MAX_GROWTH if _sanitized() else MAX_GROWTH
+        assert m["rss_growth"] < rss_limit, m
     peak_limit = MAX_PEAK_RSS_HUGE if mode == "huge_frame" else MAX_PEAK_RSS
     if _sanitized() and mode in ("garbage", "huge_frame"):
         # ASan writes the shadow of a 2 GiB calloc (256 MiB) at once: the peak says nothing
