@@ -16,6 +16,7 @@
 #include "log.h"
 #include "maint.h"
 #include "notify.h"
+#include "replyobj.h"
 #include "report.h"
 #include "stats.h"
 #include "upgrade.h"
@@ -600,6 +601,7 @@ agent_free(struct agent *a)
         TAILQ_REMOVE(&a->instances, inst, link);
         inst_free(inst);
     }
+    replyobj_drain(); /* the reply objects the probes' links kept for reuse */
     inst_agent_stop(a);
     ev_timer_stop(a->loop, &a->shutdown_timer);
     ev_signal_stop(a->loop, &a->sighup);

@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include "reply.h"
+#include "replyobj.h"
 #include "util.h"
 
 /*
@@ -16,9 +17,10 @@
  * growing its buffer as the bytes come, and a reply that arrives with no command waiting
  * trips an assert in redisProcessCallbacks (the process aborts). This module is the event
  * library adapter of a link (the same five hooks as hiredis's adapters/libev.h), so every
- * read goes through link_read_cb, and it wraps the reader's object functions to see each
- * object as it is built. Both read hiredis 0.14's private fields (the reader's buffer and
- * task stack, the context's callback list): another hiredis must be checked.
+ * read goes through link_read_cb, and it gives the reader its object functions (replyobj.c,
+ * no malloc per reply) to see each object as it is built. Both read hiredis 0.14's private
+ * fields (the reader's buffer and task stack, the context's callback list and output buffer):
+ * another hiredis must be checked.
  */
 #if HIREDIS_MAJOR != 0 || HIREDIS_MINOR != 14
 #error "redislink.c relies on hiredis 0.14's redisReader and redisAsyncContext internals"
@@ -39,9 +41,6 @@ struct redislink {
 };
 
 /* ------------------------------------------------------------------ the reply objects */
-
-static redisReplyObjectFunctions link_fns;
-static redisReplyObjectFunctions inner_fns; /* hiredis's, with reply.c's array bound */
 
 /* The top-level task of TASK's reply. */
 static const redisReadTask *
@@ -119,7 +118,7 @@ link_create_string(const redisReadTask *task, char *str, size_t len)
 
     if (total == 0)
         return NULL; /* the reader's REDIS_ERR_OOM: reply too large */
-    return built(task, inner_fns.createString(task, str, len), total, 1);
+    return built(task, replyobj_string(task, str, len), total, 1);
 }
 
 static void *
@@ -127,10 +126,11 @@ link_create_array(const redisReadTask *task, int elements)
 {
     size_t total = 0;
 
-    if (elements < 0 ||
+    /* REPLY_MAX_ELEMENTS: as reply_bound_reader() bounds a reader of hiredis's own objects */
+    if (elements < 0 || elements > REPLY_MAX_ELEMENTS ||
         (total = charge(task, sizeof(redisReply) + (size_t)elements * sizeof(redisReply *))) == 0)
         return NULL;
-    return built(task, inner_fns.createArray(task, elements), total, elements == 0);
+    return built(task, replyobj_array(task, elements), total, elements == 0);
 }
 
 static void *
@@ -140,7 +140,7 @@ link_create_integer(const redisReadTask *task, long long value)
 
     if (total == 0)
         return NULL;
-    return built(task, inner_fns.createInteger(task, value), total, 1);
+    return built(task, replyobj_integer(task, value), total, 1);
 }
 
 static void *
@@ -150,22 +150,20 @@ link_create_nil(const redisReadTask *task)
 
     if (total == 0)
         return NULL;
-    return built(task, inner_fns.createNil(task), total, 1);
+    return built(task, replyobj_nil(task), total, 1);
 }
+
+static redisReplyObjectFunctions link_fns = {
+    /* never written */
+    .createString = link_create_string,   .createArray = link_create_array,
+    .createInteger = link_create_integer, .createNil = link_create_nil,
+    .freeObject = replyobj_free,
+};
 
 /* Makes R build its replies through the functions above, accounting to L. */
 static void
 bound_reader(redisReader *r, struct redislink *l)
 {
-    reply_bound_reader(r); /* the element bound stays reply.c's */
-    if (link_fns.createString == NULL) {
-        inner_fns = *r->fn;
-        link_fns = inner_fns;
-        link_fns.createString = link_create_string;
-        link_fns.createArray = link_create_array;
-        link_fns.createInteger = link_create_integer;
-        link_fns.createNil = link_create_nil;
-    }
     r->fn = &link_fns;
     r->privdata = l; /* copied into every read task */
 }
