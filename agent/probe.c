@@ -29,9 +29,11 @@
  */
 #define PROBE_STALE_MIN_S 2.0
 
-/* Commands without arguments, formatted once for every instance. */
-static const char cmd_ping[] = "*1\r\n$4\r\nPING\r\n";
-static const char cmd_role[] = "*1\r\n$4\r\nROLE\r\n";
+/* A probe's commands, ROLE then PING, formatted once for every instance: PING's reply ends it. */
+static const char cmd_probe[] = "*1\r\n$4\r\nROLE\r\n*1\r\n$4\r\nPING\r\n";
+static void role_cb(redisAsyncContext *ac, void *reply, void *privdata);
+static void ping_cb(redisAsyncContext *ac, void *reply, void *privdata);
+static redisCallbackFn *const probe_fns[] = {role_cb, ping_cb};
 
 /* The link is gone (hiredis frees it, or we did): forget everything that was about it. */
 static void
@@ -511,9 +513,8 @@ probe_start(struct probe *p)
     if (fresh && p->cmd_auth != NULL)
         rc = redisAsyncFormattedCommand(p->ac, auth_cb, p, p->cmd_auth, (size_t)p->cmd_auth_len);
     if (rc == REDIS_OK)
-        rc = redisAsyncFormattedCommand(p->ac, role_cb, p, cmd_role, sizeof(cmd_role) - 1);
-    if (rc == REDIS_OK)
-        rc = redisAsyncFormattedCommand(p->ac, ping_cb, p, cmd_ping, sizeof(cmd_ping) - 1);
+        rc = redislink_send(p->ac, cmd_probe, sizeof(cmd_probe) - 1, probe_fns,
+                            (int)ARRAY_LEN(probe_fns), p);
     if (rc != REDIS_OK) {
         /*
          * A link that is closing takes no command; otherwise hiredis could not allocate one:
@@ -527,21 +528,17 @@ probe_start(struct probe *p)
         return;
     }
     /*
-     * Write the commands now instead of waiting for the loop to report the socket writable:
-     * hiredis starts and stops its write watcher within this iteration, which libev folds
-     * into no epoll_ctl at all, and the probe costs one loop wake-up less.
-     * A new link is handed to hiredis only once its connect has settled (poll says writable:
-     * connected, or refused -- on loopback both are known as soon as connect() returns), so
-     * a refused reconnect after a Redis died is conclusive within this same iteration.
-     * Either call may tear the link down right here (the callbacks report the probe), so
-     * nothing may touch p->ac after it.
+     * On a link in use the commands went out in redislink_send(). A new link is handed to
+     * hiredis only once its connect has settled (poll says writable: connected, or refused --
+     * on loopback both are known as soon as connect() returns), so a refused reconnect after a
+     * Redis died is conclusive within this same iteration, and the commands are written then
+     * instead of when the loop next reports the socket writable. hiredis may tear the link
+     * down right here (the callbacks report the probe), so nothing may touch p->ac after it.
      */
     if (fresh) {
         struct pollfd pfd = {.fd = p->ac->c.fd, .events = POLLOUT};
         if (poll(&pfd, 1, 0) == 1)
             redisAsyncHandleWrite(p->ac);
-    } else if (p->connected && (p->ac->c.flags & REDIS_CONNECTED)) {
-        redisAsyncHandleWrite(p->ac);
     }
 }
 

@@ -1,9 +1,11 @@
 /* redislink.c -- a hiredis async link attached to libev with a bounded read path. */
 #include "redislink.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -262,6 +264,89 @@ link_write_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     redisAsyncHandleWrite(l->ac); /* may free the context, and L with it */
+}
+
+/* ------------------------------------------------------------------------ the write path */
+
+static void link_add_write(void *privdata);
+static void link_add_read(void *privdata);
+
+/*
+ * Puts callback FN for one more reply on AC's list, behind those waiting, as hiredis's own
+ * (static) __redisPushCallback does: hiredis frees each entry with free() when its reply comes
+ * or the link goes.
+ */
+static int
+expect_reply(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata)
+{
+    redisCallback *cb = malloc(sizeof(*cb));
+
+    if (cb == NULL)
+        return REDIS_ERR;
+    cb->next = NULL;
+    cb->fn = fn;
+    cb->pending_subs = 0;
+    cb->privdata = privdata;
+    if (ac->replies.head == NULL)
+        ac->replies.head = cb;
+    else
+        ac->replies.tail->next = cb;
+    ac->replies.tail = cb;
+    return REDIS_OK;
+}
+
+int
+redislink_send(redisAsyncContext *ac, const char *cmds, size_t len, redisCallbackFn *const *fns,
+               int n, void *privdata)
+{
+    redisContext *c = &ac->c;
+    struct redislink *l = ac->ev.data;
+    ssize_t w = 0;
+
+    if (c->flags & (REDIS_DISCONNECTING | REDIS_FREEING))
+        return REDIS_ERR;
+    for (int i = 0; i < n; i++) {
+        if (expect_reply(ac, fns[i], privdata) != REDIS_OK) {
+            /* the entries pushed so far would wait for replies never asked for: drop them */
+            c->err = REDIS_ERR_OOM;
+            util_strlcpy(c->errstr, "Out of memory", sizeof(c->errstr));
+            link_add_write(l);
+            return REDIS_ERR;
+        }
+    }
+    /*
+     * Connected with nothing queued (the usual case): write now, with no trip through hiredis's
+     * output buffer, which it frees and allocates again after every complete write. What the
+     * socket does not take now is queued there for hiredis to write.
+     */
+    if ((c->flags & REDIS_CONNECTED) && sdslen(c->obuf) == 0) {
+        w = send(c->fd, cmds, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w == (ssize_t)len) {
+            link_add_read(l);
+            return REDIS_OK;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            /*
+             * As hiredis's own write would: its write path sees c->err and tears the link down,
+             * and the callbacks get NULL with this error.
+             */
+            c->err = REDIS_ERR_IO;
+            util_strlcpy(c->errstr, strerror(errno), sizeof(c->errstr));
+            link_add_write(l);
+            return REDIS_OK;
+        }
+        if (w < 0)
+            w = 0;
+    }
+    sds grown = sdscatlen(c->obuf, cmds + w, len - (size_t)w);
+    if (grown == NULL) {
+        c->err = REDIS_ERR_OOM;
+        util_strlcpy(c->errstr, "Out of memory", sizeof(c->errstr));
+    } else {
+        c->obuf = grown;
+    }
+    link_add_write(l);
+    return REDIS_OK;
 }
 
 /* -------------------------------------------------------------- the event library hooks */

@@ -3,8 +3,10 @@
 #define SA_REDISLINK_H
 
 #include <ev.h>
+#include <stddef.h>
 
 struct redisAsyncContext;
+typedef void(redisCallbackFn)(struct redisAsyncContext *, void *, void *); /* hiredis/async.h */
 
 /*
  * Most a link may hold for the reply it is reading: the input not parsed yet plus the reply
@@ -29,6 +31,19 @@ struct redisAsyncContext;
  * has an event library attached (AC is left as it was).
  */
 int redislink_attach(struct ev_loop *loop, struct redisAsyncContext *ac);
+
+/*
+ * Sends LEN bytes of N formatted commands (CMDS, e.g. constant strings) on AC and hands their
+ * N replies, in order, to FNS[0..N-1] with PRIVDATA, as N calls of redisAsyncFormattedCommand
+ * would, for less: on a connected link with nothing queued the bytes go out in one send() now,
+ * without hiredis parsing them or copying them into its output buffer; what the socket does not
+ * take (and everything, before the connect has settled) is queued for hiredis to write. Never
+ * frees AC: a write error is left to hiredis's write path, which tears the link down from the
+ * loop (the callbacks get NULL and c->err). Returns REDIS_OK, or REDIS_ERR if AC is closing or
+ * no memory was left for a callback entry (the link is then failed: drop it).
+ */
+int redislink_send(struct redisAsyncContext *ac, const char *cmds, size_t len,
+                   redisCallbackFn *const *fns, int n, void *privdata);
 
 /*
  * Reads what has arrived on AC now, as its read watcher would, bound included (a probe's

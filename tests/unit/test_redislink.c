@@ -41,6 +41,7 @@ struct fix {
     char last[64];        /* the last reply's text (status, error or string), or its type */
     size_t last_len;      /* the last reply's string length, or elements */
     int free_in_callback; /* the next reply callback calls redisAsyncFree */
+    char seq[32];         /* a letter per reply, in order: 'A'rray, 'S'tatus, 'O'ther */
 };
 
 static void
@@ -63,6 +64,9 @@ reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     f->replies++;
+    size_t n = strlen(f->seq);
+    if (n + 1 < sizeof(f->seq))
+        f->seq[n] = r->type == REDIS_REPLY_ARRAY ? 'A' : r->type == REDIS_REPLY_STATUS ? 'S' : 'O';
     if (r->type == REDIS_REPLY_ARRAY) {
         snprintf(f->last, sizeof(f->last), "array");
         f->last_len = r->elements;
@@ -126,7 +130,8 @@ teardown(void **state)
 
     if (f->ac != NULL)
         redisAsyncFree(f->ac);
-    close(f->sfd);
+    if (f->sfd >= 0)
+        close(f->sfd);
     close(f->lfd);
     unlink(f->path);
     rmdir(f->dir);
@@ -416,6 +421,143 @@ test_steady_state_heap(void **state)
     assert_int_equal(peak[2], peak[1]);
 }
 
+/* ---------------------------------------------------------------- redislink_send() */
+
+static const char cmd_probe[] = "*1\r\n$4\r\nROLE\r\n*1\r\n$4\r\nPING\r\n";
+static redisCallbackFn *const two_cbs[] = {reply_cb, reply_cb};
+
+/* One PING and its PONG: hiredis has then seen the connect settle (REDIS_CONNECTED). */
+static void
+settle(struct fix *f)
+{
+    send_pings(f, 1);
+    send_str(f, "+PONG\r\n");
+    drain(f);
+    assert_true(f->ac->c.flags & REDIS_CONNECTED);
+    f->replies = 0;
+    f->seq[0] = '\0';
+}
+
+/* Reads exactly LEN bytes at the server end (the loop running meanwhile) and compares them. */
+static void
+expect_bytes(struct fix *f, const char *want, size_t len)
+{
+    static char buf[1 << 21];
+    size_t got = 0;
+    double end = tu_now_s() + TU_DEADLINE_S;
+
+    assert_true(len <= sizeof(buf));
+    while (got < len) {
+        ssize_t r = recv(f->sfd, buf + got, len - got, 0);
+        if (r > 0)
+            got += (size_t)r;
+        else if (tu_now_s() > end)
+            fail_msg("the server read %zu of %zu bytes", got, len);
+        else
+            tu_spin(f->loop, f->sfd, POLLIN);
+    }
+    assert_memory_equal(buf, want, len);
+    assert_int_equal(recv(f->sfd, buf, 1, MSG_DONTWAIT), -1); /* and nothing more */
+}
+
+/* On a link in use the bytes go out within the call, and the replies reach the callbacks in order.
+ */
+static void
+test_send_direct_in_order(void **state)
+{
+    struct fix *f = *state;
+    char buf[64];
+
+    settle(f);
+    assert_int_equal(redislink_send(f->ac, cmd_probe, sizeof(cmd_probe) - 1, two_cbs, 2, f),
+                     REDIS_OK);
+    assert_int_equal(sdslen(f->ac->c.obuf), 0);
+    assert_int_equal(recv(f->sfd, buf, sizeof(buf), MSG_DONTWAIT), sizeof(cmd_probe) - 1);
+    assert_memory_equal(buf, cmd_probe, sizeof(cmd_probe) - 1);
+    send_str(f, "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n+PONG\r\n");
+    drain(f);
+    assert_int_equal(f->replies, 2);
+    assert_string_equal(f->seq, "AS");
+    assert_string_equal(f->last, "PONG");
+}
+
+/* Before the connect has settled the bytes wait in hiredis's buffer, in order behind AUTH's. */
+static void
+test_send_before_connect(void **state)
+{
+    struct fix *f = *state;
+    static const char auth[] = "*2\r\n$4\r\nAUTH\r\n$1\r\nx\r\n";
+    char want[128];
+
+    assert_false(f->ac->c.flags & REDIS_CONNECTED);
+    assert_int_equal(redisAsyncFormattedCommand(f->ac, reply_cb, f, auth, sizeof(auth) - 1),
+                     REDIS_OK);
+    assert_int_equal(redislink_send(f->ac, cmd_probe, sizeof(cmd_probe) - 1, two_cbs, 2, f),
+                     REDIS_OK);
+    assert_int_equal(sdslen(f->ac->c.obuf), sizeof(auth) - 1 + sizeof(cmd_probe) - 1);
+    memcpy(want, auth, sizeof(auth) - 1);
+    memcpy(want + sizeof(auth) - 1, cmd_probe, sizeof(cmd_probe) - 1);
+    expect_bytes(f, want, sizeof(auth) - 1 + sizeof(cmd_probe) - 1);
+    send_str(f, "+OK\r\n*1\r\n$8\r\nsentinel\r\n+PONG\r\n");
+    drain(f);
+    assert_string_equal(f->seq, "SAS");
+}
+
+/* What the socket does not take now is queued and written later, in order. */
+static void
+test_send_partial_queued(void **state)
+{
+    struct fix *f = *state;
+    enum { N = 100000 };
+    static char many[N * (sizeof(cmd_ping) - 1)];
+    static redisCallbackFn *cbs[N];
+
+    settle(f);
+    for (int i = 0; i < N; i++) {
+        memcpy(many + (size_t)i * (sizeof(cmd_ping) - 1), cmd_ping, sizeof(cmd_ping) - 1);
+        cbs[i] = reply_cb;
+    }
+    assert_int_equal(redislink_send(f->ac, many, sizeof(many), cbs, N, f), REDIS_OK);
+    assert_true(sdslen(f->ac->c.obuf) > 0); /* more than a socket buffer: the rest waits */
+    assert_true(sdslen(f->ac->c.obuf) < sizeof(many));
+    expect_bytes(f, many, sizeof(many));
+}
+
+/* A write error is hiredis's to report, from the loop: the callbacks get NULL and the error. */
+static void
+test_send_error_from_loop(void **state)
+{
+    struct fix *f = *state;
+
+    settle(f);
+    close(f->sfd);
+    f->sfd = -1;
+    assert_int_equal(redislink_send(f->ac, cmd_probe, sizeof(cmd_probe) - 1, two_cbs, 2, f),
+                     REDIS_OK);
+    assert_int_equal(f->nulls, 0); /* not inside the call */
+    wait_gone(f);
+    assert_int_equal(f->nulls, 2);
+    assert_int_equal(f->err, REDIS_ERR_IO);
+    assert_string_equal(f->errstr, strerror(EPIPE));
+}
+
+/* A link that is closing takes nothing. */
+static void
+test_send_closing(void **state)
+{
+    struct fix *f = *state;
+
+    settle(f);
+    send_pings(f, 1);
+    redisAsyncDisconnect(f->ac); /* waits for the PING's reply */
+    assert_int_equal(redislink_send(f->ac, cmd_probe, sizeof(cmd_probe) - 1, two_cbs, 2, f),
+                     REDIS_ERR);
+    send_str(f, "+PONG\r\n");
+    wait_gone(f);
+    assert_int_equal(f->replies, 1);
+    assert_int_equal(f->nulls, 0);
+}
+
 int
 main(void)
 {
@@ -430,6 +572,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_deep_nesting_protocol_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_callback_and_eof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_state_heap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_direct_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_before_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_partial_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_error_from_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_closing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
