@@ -41,10 +41,18 @@ cpu_of_others(void)
     return (double)(proc.tv_sec - self.tv_sec) + (double)(proc.tv_nsec - self.tv_nsec) / 1e9;
 }
 
+/* Takes the heap reference now (mallinfo2() walks the allocator's free lists: not every tick). */
+static void
+heap_settle(struct zkpub *z)
+{
+    z->heap_base = selfstat_heap_bytes();
+    z->heap_at = ev_now(z->loop);
+}
+
 void
 zk_guard_open(struct zkpub *z)
 {
-    z->heap_base = selfstat_heap_bytes();
+    heap_settle(z);
     z->cpu_at = ev_now(z->loop);
     z->cpu_others = cpu_of_others();
 }
@@ -315,10 +323,12 @@ zk_progressing(const struct zkpub *z, ev_tstamp now)
  * 2. memory: while connected without progress, heap in use grew more than ZK_HEAP_SLACK over
  *    its reference (a frame announcing gigabytes is allocated whole and filled as it streams;
  *    ZK_TICK_S bounds what arrives between two checks; zk_guard_connected() checks too). The
- *    reference follows the heap while the connection makes progress or none is established
- *    (the client reads no frame before its handshake), so growth elsewhere in the agent is
- *    not blamed on ZooKeeper; growth of more than ZK_HEAP_SLACK within one tick elsewhere
- *    while ours waits could cost one reconnect.
+ *    reference follows the heap while requests wait and the connection makes progress, or
+ *    while none is established (the client reads no frame before its handshake), and is
+ *    taken again when a request goes out with none waiting (zk_guard_busy), so growth
+ *    elsewhere in the agent is not blamed on ZooKeeper; growth of more than ZK_HEAP_SLACK
+ *    within one tick elsewhere while ours waits could cost one reconnect. A connected session
+ *    with nothing waiting (the steady state) needs no reference: no progress can be missing.
  * Either gives the handle up (zookeeper_close() frees its buffers) with our back-off.
  * Returns 1 if the handle was given up.
  */
@@ -336,7 +346,8 @@ zk_watchdog(struct zkpub *z, ev_tstamp now)
         z->cpu_at = now;
     }
     if (progressing || z->state != ZK_CONNECTED) {
-        z->heap_base = selfstat_heap_bytes();
+        if (z->pending > 0 || z->state != ZK_CONNECTED)
+            heap_settle(z);
     } else if (zk_heap_over(z, &heap)) {
         zk_backoff_restart(z, 0, 1);
         zk_warn_limited("the ZooKeeper client holds a frame from %s far larger than any answer "
@@ -354,6 +365,13 @@ zk_watchdog(struct zkpub *z, ev_tstamp now)
         return 1;
     }
     return 0;
+}
+
+void
+zk_guard_busy(struct zkpub *z)
+{
+    if (ev_now(z->loop) - z->heap_at >= ZK_TICK_S)
+        heap_settle(z);
 }
 
 int

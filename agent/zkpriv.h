@@ -171,6 +171,7 @@ struct zkpub {
     ev_tstamp cpu_at;         /* wall time of the last CPU sample */
     double cpu_others;        /* CPU seconds of every thread but the loop's at that sample */
     int64_t heap_base;        /* heap in use when the publisher was last settled */
+    ev_tstamp heap_at;        /* when heap_base was taken */
     pthread_t restarter;      /* closes zh_restarting off the loop (a restart) */
     zhandle_t *zh_restarting; /* the handle `restarter` owns; set while it runs */
     ev_async restart_done;    /* `restarter` returned */
@@ -244,6 +245,8 @@ int zk_guard_connected(struct zkpub *z, const struct zkev *e);
  * lost right after the handshake and the handle was given up with our back-off.
  */
 int zk_guard_lost(struct zkpub *z, ev_tstamp connected_at);
+/* A request goes out with none waiting: the heap reference is brought up to date. */
+void zk_guard_busy(struct zkpub *z);
 /* The tick with a handle open: the watchdog, the tick's pace, the end of our back-off. Returns 1
  * if the handle was given up. */
 int zk_guard_tick(struct zkpub *z, ev_tstamp now);
