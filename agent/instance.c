@@ -96,7 +96,14 @@ period_keep_phase(struct inst *inst)
     struct agent *a = inst->agent;
     double interval = (double)inst->conf->interval_ms / 1000.0;
     ev_tstamp now = ev_now(a->loop);
-    ev_tstamp next = now + ev_timer_remaining(a->loop, &inst->period);
+    ev_tstamp left = ev_timer_remaining(a->loop, &inst->period);
+    /*
+     * libev keeps a repeating timer on its grid unless it fell a whole repeat behind, when it
+     * restarts it from now (left is then 0): only then can the phase be lost.
+     */
+    if (left > 0.001)
+        return;
+    ev_tstamp next = now + left;
     ev_tstamp at = rounds_keep_phase(interval, a->tune.base, inst->phase_at, now, next);
 
     if (at == next)
@@ -157,11 +164,24 @@ first_dequeue(struct inst *inst)
     inst->queued = 0;
 }
 
+static void collect_apply(struct agent *a);
+
+/* Counts a probe in or out of flight: the I/O collect interval applies while any is. */
+static void
+inflight_add(struct agent *a, int d)
+{
+    int was = a->inflight;
+
+    a->inflight += d;
+    if ((was == 0) != (a->inflight == 0))
+        collect_apply(a);
+}
+
 static void
 probe_now(struct inst *inst)
 {
     first_dequeue(inst);
-    inst->agent->inflight++;
+    inflight_add(inst->agent, 1);
     probe_start(&inst->probe);
 }
 
@@ -302,7 +322,7 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
     struct agent *a = inst->agent;
     int64_t now = util_wall_ms();
 
-    a->inflight--;
+    inflight_add(a, -1);
     if (r->status == PROBE_AGENT_ERROR) {
         agent_error(inst, r);
         first_probes_drain(a);
@@ -468,7 +488,9 @@ inst_set_conf(struct inst *inst, const struct conf_instance *conf)
  *   timer that came due meanwhile: at most 1/collect iterations a second whatever N. But an
  *   iteration that finds nothing after its sleep blocks again, so it pays only when several
  *   probes fall in one interval: it is on only while the instances probe at least
- *   INST_COLLECT_MIN_EVENTS times per collect interval (N >= 400 at interval 1 s).
+ *   INST_COLLECT_MIN_EVENTS times per collect interval (N >= 400 at interval 1 s), and only
+ *   while probes are in flight: once a round's replies are all in, the loop blocks until the
+ *   next round at once instead of sleeping first (a wake-up less per round).
  * The interval is 1 % of the shortest probe timeout and at most 5 ms, so a timeout's precision
  * and the detection latency (the EOF path is a single loop hop, see schedule_now) move by a
  * few milliseconds only.
@@ -498,8 +520,16 @@ tune_loop(struct agent *a, int timeout_ms)
     int on = a->tune.probe_rate * a->tune.collect >= INST_COLLECT_MIN_EVENTS;
     if (on != a->tune.io_on) {
         a->tune.io_on = on;
-        ev_set_io_collect_interval(a->loop, on ? a->tune.collect : 0.);
+        collect_apply(a);
     }
+}
+
+/* Sets the loop's I/O collect interval: tune_loop's, while probes are in flight. */
+static void
+collect_apply(struct agent *a)
+{
+    ev_set_io_collect_interval(a->loop,
+                               a->tune.io_on == 1 && a->inflight > 0 ? a->tune.collect : 0.);
 }
 
 void
@@ -535,7 +565,7 @@ inst_stop(struct inst *inst)
     ev_timer_stop(inst->agent->loop, &inst->period);
     first_dequeue(inst);
     if (inst->probe.inflight)
-        inst->agent->inflight--;
+        inflight_add(inst->agent, -1);
     probe_close(&inst->probe);
 }
 
