@@ -32,11 +32,13 @@ role_differs(const struct role_info *a, const struct role_info *b)
  */
 int
 health_record(struct health *h, const struct probe_result *r, int rise, int fall, int tilt,
-              int64_t now_ms)
+              int64_t now_ms, struct role_info *was)
 {
+    static const struct role_info unknown = {.role = ROLE_UNKNOWN};
     enum inst_state old_state = h->state;
-    struct role_info old_role = h->role;
+    const struct role_info *role = NULL; /* the role to publish, NULL: the one it has */
     int ok = r->status == PROBE_OK;
+    int what = 0;
 
     if ((tilt && r->status == PROBE_TIMEOUT) || r->status == PROBE_AGENT_ERROR)
         return 0;
@@ -65,16 +67,22 @@ health_record(struct health *h, const struct probe_result *r, int rise, int fall
     if (h->state == INST_UP) {
         h->reason[0] = '\0';
         if (ok)
-            h->role = r->role;
+            role = r->role != NULL ? r->role : &unknown;
     } else {
-        health_role_clear(&h->role);
+        role = &unknown;
     }
 
-    int what = 0;
     if (h->state != old_state)
         what |= HEALTH_STATE_CHANGED;
-    if (role_differs(&h->role, &old_role))
+    /* Compared in place and copied only when it changed: most probes change nothing. */
+    if (role != NULL && role_differs(&h->role, role)) {
         what |= HEALTH_ROLE_CHANGED;
+        if (was != NULL)
+            *was = h->role;
+        h->role = *role;
+    } else if (role != NULL) {
+        h->role.replicas = role->replicas; /* read, not written at once */
+    }
     return what;
 }
 

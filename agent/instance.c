@@ -354,8 +354,9 @@ inst_record(void *ud, const struct probe_result *r, int tilt)
     role_noperm_edge(inst, r);
 
     enum inst_state old_state = inst->health.state;
-    struct role_info old_role = inst->health.role;
-    int what = health_record(&inst->health, r, inst->conf->rise, inst->conf->fall, tilt, now);
+    struct role_info old_role; /* filled when the role changed */
+    int what =
+        health_record(&inst->health, r, inst->conf->rise, inst->conf->fall, tilt, now, &old_role);
     if (what & HEALTH_STATE_CHANGED) {
         /*
          * A new state: the next EOF of an idle link is news again (a Redis killed soon after

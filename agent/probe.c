@@ -245,7 +245,7 @@ ping_cb(redisAsyncContext *ac, void *reply, void *privdata)
         double rtt = ev_time() - p->t0;
         r.latency_us = rtt > 0 ? (int64_t)(rtt * 1e6) : 0;
     }
-    r.role = p->role;
+    r.role = &p->role;
     r.role_noperm = p->role_noperm;
     probe_finish(p, &r, 0);
 }

@@ -47,10 +47,11 @@ struct health {
  * non-zero when the loop ran too late for a timeout to be trusted: a timeout is then ignored
  * entirely, and so is a probe the agent itself failed (PROBE_AGENT_ERROR). NOW_MS is the wall
  * time. Returns a mask of HEALTH_STATE_CHANGED and HEALTH_ROLE_CHANGED; 0 when nothing a
- * consumer is written has changed (a new replica count or latency alone is not written).
+ * consumer is written has changed (a new replica count or latency alone is not written). With
+ * HEALTH_ROLE_CHANGED, WAS (if not NULL) receives the role H had before.
  */
 int health_record(struct health *h, const struct probe_result *r, int rise, int fall, int tilt,
-                  int64_t now_ms);
+                  int64_t now_ms, struct role_info *was);
 
 /* 1 while H is rising: down, with at least one but fewer than RISE consecutive successes. */
 int health_rising(const struct health *h, int rise);

@@ -40,7 +40,7 @@ enum probe_class {
 /* The outcome of one probe, filled by the probe module. */
 struct probe_result {
     enum probe_status status;
-    struct role_info role;          /* what ROLE answered; unknown if it did not say */
+    const struct role_info *role;   /* what ROLE answered, during the callback; NULL: unknown */
     int role_noperm;                /* ROLE was refused with -NOPERM (the user lacks +role) */
     int64_t latency_us;             /* round trip of the PING, when status is PROBE_OK */
     char reason[HEALTH_REASON_MAX]; /* "" when ok, else "connection refused", "timeout", ... */

@@ -26,7 +26,7 @@ feed(struct health *h, enum probe_status st, int rise, int fall, int tilt)
                                                   : "loading");
     }
     now += 1000;
-    return health_record(h, &r, rise, fall, tilt, now);
+    return health_record(h, &r, rise, fall, tilt, now, NULL);
 }
 
 static void
@@ -126,27 +126,37 @@ role_follows_state(void **state)
 {
     (void)state;
     struct health h = {0};
-    struct probe_result r = {.status = PROBE_OK, .role = {.role = ROLE_MASTER}};
+    struct role_info ri = {.role = ROLE_MASTER, .replicas = 1}, was = {0};
+    struct probe_result r = {.status = PROBE_OK, .role = &ri};
 
-    assert_int_equal(health_record(&h, &r, 1, 1, 0, 5), HEALTH_STATE_CHANGED | HEALTH_ROLE_CHANGED);
+    assert_int_equal(health_record(&h, &r, 1, 1, 0, 5, NULL),
+                     HEALTH_STATE_CHANGED | HEALTH_ROLE_CHANGED);
     assert_int_equal(h.role.role, ROLE_MASTER);
     int64_t since = h.since_ms;
-    /* a role change alone is reported, and since_ms does not move */
-    r.role.role = ROLE_REPLICA;
-    strcpy(r.role.master, "10.0.0.1:6379");
-    strcpy(r.role.link, "connected");
-    assert_int_equal(health_record(&h, &r, 1, 1, 0, 6), HEALTH_ROLE_CHANGED);
+    /* a role change alone is reported, with the role it had, and since_ms does not move */
+    ri.role = ROLE_REPLICA;
+    ri.replicas = 0;
+    strcpy(ri.master, "10.0.0.1:6379");
+    strcpy(ri.link, "connected");
+    assert_int_equal(health_record(&h, &r, 1, 1, 0, 6, &was), HEALTH_ROLE_CHANGED);
+    assert_int_equal(was.role, ROLE_MASTER);
+    assert_int_equal(was.replicas, 1);
     assert_int_equal(h.since_ms, since);
+    /* nothing changed: WAS is left alone */
+    was.role = ROLE_SENTINEL;
+    assert_int_equal(health_record(&h, &r, 1, 1, 0, 6, &was), 0);
+    assert_int_equal(was.role, ROLE_SENTINEL);
     /* a failed probe of an instance still up keeps the role */
     struct probe_result lost = {.status = PROBE_FAILED};
     strcpy(lost.reason, "loading");
-    assert_int_equal(health_record(&h, &lost, 1, 2, 0, 7), 0);
+    assert_int_equal(health_record(&h, &lost, 1, 2, 0, 7, NULL), 0);
     assert_int_equal(h.role.role, ROLE_REPLICA);
     assert_string_equal(h.role.master, "10.0.0.1:6379");
     /* down means unknown, with no master, no link, no replicas */
     struct probe_result f = {.status = PROBE_CONCLUSIVE};
     strcpy(f.reason, "connection refused");
-    assert_int_equal(health_record(&h, &f, 1, 1, 0, 8), HEALTH_STATE_CHANGED | HEALTH_ROLE_CHANGED);
+    assert_int_equal(health_record(&h, &f, 1, 1, 0, 8, NULL),
+                     HEALTH_STATE_CHANGED | HEALTH_ROLE_CHANGED);
     assert_int_equal(h.role.role, ROLE_UNKNOWN);
     assert_string_equal(h.role.master, "");
     assert_string_equal(h.role.link, "");
@@ -161,39 +171,41 @@ change_mask_of_role_master_link(void **state)
 {
     (void)state;
     struct health h = {0};
-    struct probe_result r = {.status = PROBE_OK, .role = {.role = ROLE_REPLICA}};
+    struct role_info ri = {.role = ROLE_REPLICA}, mi = {.role = ROLE_MASTER, .replicas = 1};
+    struct probe_result r = {.status = PROBE_OK, .role = &ri};
 
-    strcpy(r.role.master, "10.0.0.1:6379");
-    strcpy(r.role.link, "connected");
-    assert_int_equal(health_record(&h, &r, 1, 1, 0, 5), HEALTH_STATE_CHANGED | HEALTH_ROLE_CHANGED);
+    strcpy(ri.master, "10.0.0.1:6379");
+    strcpy(ri.link, "connected");
+    assert_int_equal(health_record(&h, &r, 1, 1, 0, 5, NULL),
+                     HEALTH_STATE_CHANGED | HEALTH_ROLE_CHANGED);
     /* the same again: nothing to write */
-    assert_int_equal(health_record(&h, &r, 1, 1, 0, 6), 0);
+    assert_int_equal(health_record(&h, &r, 1, 1, 0, 6, NULL), 0);
     /* the link breaks: written at once */
-    strcpy(r.role.link, "connect");
-    assert_int_equal(health_record(&h, &r, 1, 1, 0, 7), HEALTH_ROLE_CHANGED);
+    strcpy(ri.link, "connect");
+    assert_int_equal(health_record(&h, &r, 1, 1, 0, 7, NULL), HEALTH_ROLE_CHANGED);
     assert_string_equal(h.role.link, "connect");
     /* a new master: written at once */
-    strcpy(r.role.master, "10.0.0.2:6379");
-    assert_int_equal(health_record(&h, &r, 1, 1, 0, 8), HEALTH_ROLE_CHANGED);
+    strcpy(ri.master, "10.0.0.2:6379");
+    assert_int_equal(health_record(&h, &r, 1, 1, 0, 8, NULL), HEALTH_ROLE_CHANGED);
     assert_string_equal(h.role.master, "10.0.0.2:6379");
     /* promoted: a master with replicas */
-    struct probe_result m = {.status = PROBE_OK, .role = {.role = ROLE_MASTER, .replicas = 1}};
-    assert_int_equal(health_record(&h, &m, 1, 1, 0, 9), HEALTH_ROLE_CHANGED);
+    struct probe_result m = {.status = PROBE_OK, .role = &mi};
+    assert_int_equal(health_record(&h, &m, 1, 1, 0, 9, NULL), HEALTH_ROLE_CHANGED);
     assert_string_equal(h.role.master, "");
     /* the replica count (and the latency) alone: kept, not written */
-    m.role.replicas = 3;
+    mi.replicas = 3;
     m.latency_us = 999;
-    assert_int_equal(health_record(&h, &m, 1, 1, 0, 10), 0);
+    assert_int_equal(health_record(&h, &m, 1, 1, 0, 10, NULL), 0);
     assert_int_equal(h.role.replicas, 3);
     assert_int_equal(h.latency_us, 999);
     /* while rising (down, fewer than rise successes) the role stays unknown */
     struct health d = {0};
     struct probe_result f = {.status = PROBE_TIMEOUT};
     strcpy(f.reason, "timeout");
-    health_record(&d, &f, 2, 2, 0, 11);
-    assert_int_equal(health_record(&d, &m, 2, 2, 0, 12), 0);
+    health_record(&d, &f, 2, 2, 0, 11, NULL);
+    assert_int_equal(health_record(&d, &m, 2, 2, 0, 12, NULL), 0);
     assert_int_equal(d.role.role, ROLE_UNKNOWN);
-    assert_int_equal(health_record(&d, &m, 2, 2, 0, 13),
+    assert_int_equal(health_record(&d, &m, 2, 2, 0, 13, NULL),
                      HEALTH_STATE_CHANGED | HEALTH_ROLE_CHANGED);
     assert_int_equal(d.role.role, ROLE_MASTER);
     assert_int_equal(d.role.replicas, 3);
@@ -209,13 +221,13 @@ agent_errors_are_ignored(void **state)
 
     strcpy(e.reason, "agent error: Can't create socket: Too many open files");
     /* not even the first verdict */
-    assert_int_equal(health_record(&h, &e, 1, 1, 0, 5), 0);
+    assert_int_equal(health_record(&h, &e, 1, 1, 0, 5, NULL), 0);
     assert_int_equal(h.state, INST_UNKNOWN);
     assert_int_equal(h.last_check_ms, 0);
     feed(&h, PROBE_OK, 2, 1, 0);
     struct health before = h;
     for (int i = 0; i < 5; i++)
-        assert_int_equal(health_record(&h, &e, 2, 1, 0, 100 + i), 0);
+        assert_int_equal(health_record(&h, &e, 2, 1, 0, 100 + i, NULL), 0);
     assert_memory_equal(&h, &before, sizeof(h));
 }
 

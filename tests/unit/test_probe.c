@@ -45,6 +45,7 @@ struct fix {
     struct probe p;
     int dones, eofs, wakes;
     struct probe_result last;
+    struct role_info last_role; /* *last.role, copied: it lives only during the callback */
     int last_tilt;
     int done_inflight; /* p->inflight seen inside the last done callback */
 };
@@ -56,6 +57,10 @@ on_done(void *ud, const struct probe_result *r, int tilt)
 
     f->dones++;
     f->last = *r;
+    f->last_role = (struct role_info){.role = (enum inst_role) - 1}; /* unless ROLE answered */
+    if (r->role != NULL)
+        f->last_role = *r->role;
+    f->last.role = NULL;
     f->last_tilt = tilt;
     f->done_inflight = f->p.inflight;
 }
@@ -204,8 +209,8 @@ test_ok_once_with_role(void **state)
     assert_int_equal(f->dones, 1);
     assert_int_equal(f->last.status, PROBE_OK);
     assert_string_equal(f->last.reason, "");
-    assert_int_equal(f->last.role.role, ROLE_MASTER);
-    assert_int_equal(f->last.role.replicas, 1);
+    assert_int_equal(f->last_role.role, ROLE_MASTER);
+    assert_int_equal(f->last_role.replicas, 1);
     assert_false(f->last.role_noperm);
     assert_true(f->last.latency_us >= 0);
     assert_int_equal(f->last_tilt, 0);
@@ -219,9 +224,9 @@ test_ok_once_with_role(void **state)
     settle(f);
     assert_int_equal(f->dones, 2);
     assert_int_equal(f->last.status, PROBE_OK);
-    assert_int_equal(f->last.role.role, ROLE_REPLICA);
-    assert_string_equal(f->last.role.master, "10.0.0.1:6379");
-    assert_string_equal(f->last.role.link, "connected");
+    assert_int_equal(f->last_role.role, ROLE_REPLICA);
+    assert_string_equal(f->last_role.master, "10.0.0.1:6379");
+    assert_string_equal(f->last_role.link, "connected");
     assert_int_equal(f->eofs + f->wakes, 0);
 }
 
@@ -240,7 +245,7 @@ test_error_reply_once(void **state)
     assert_int_equal(f->dones, 1);
     assert_int_equal(f->last.status, PROBE_FAILED);
     assert_string_equal(f->last.reason, "loading");
-    assert_int_equal(f->last.role.role, ROLE_UNKNOWN);
+    assert_int_equal(f->last_role.role, ROLE_UNKNOWN);
     assert_int_equal(f->eofs + f->wakes, 0);
 }
 
@@ -344,7 +349,7 @@ test_late_reply_completes_waiting_probe(void **state)
     settle(f);
     assert_int_equal(f->dones, 3);
     assert_int_equal(f->last.status, PROBE_OK);
-    assert_int_equal(f->last.role.role, ROLE_MASTER);
+    assert_int_equal(f->last_role.role, ROLE_MASTER);
     assert_int_equal(f->wakes + f->eofs, 0);
 }
 
