@@ -65,7 +65,8 @@ health_record(struct health *h, const struct probe_result *r, int rise, int fall
     }
 
     if (h->state == INST_UP) {
-        h->reason[0] = '\0';
+        if (h->reason[0] != '\0')
+            h->reason[0] = '\0';
         if (ok)
             role = r->role != NULL ? r->role : &unknown;
     } else {

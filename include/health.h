@@ -23,20 +23,22 @@ struct probe_result; /* probe.h */
 struct role_info {
     enum inst_role role;
     int replicas;
-    char master[HEALTH_MASTER_MAX];
+    /* link before master: a probe compares role, link and a short master in one cache line */
     char link[HEALTH_LINK_MAX];
+    char master[HEALTH_MASTER_MAX];
 };
 
 /* An instance's health. Owner: the struct inst that embeds it; written only by health_record(). */
 struct health {
+    /* what every probe reads or writes first, with reason[0] and role's head near */
     enum inst_state state;
-    struct role_info role; /* published: from the last successful probe while up, else unknown */
     int consecutive_ok;
     int consecutive_fail;
     int64_t since_ms;               /* wall time of the last state change; 0 before the first */
     int64_t last_check_ms;          /* wall time of the end of the last completed probe */
     int64_t latency_us;             /* round trip of the last successful probe */
     char reason[HEALTH_REASON_MAX]; /* "" while up; the latest failure's cause otherwise */
+    struct role_info role; /* published: from the last successful probe while up, else unknown */
 };
 
 #define HEALTH_STATE_CHANGED 0x1

@@ -72,28 +72,29 @@ typedef void probe_wake_fn(void *ud);
  * - cmd_*: commands formatted once per instance (probe_init), freed by probe_free().
  */
 struct probe {
+    /* what a probe reads or writes every time first (a few cache lines at 10,000 instances) */
     struct ev_loop *loop;
     const struct conf_instance *conf;
+    struct redisAsyncContext *ac;
     probe_done_fn *done;
+    void *ud;          /* handed back to done, eof and wake */
+    int inflight;      /* a probe is running */
+    int connected;     /* the connect callback said OK */
+    int answered;      /* the link has answered a PING: not a brand new one */
+    int stale;         /* see above */
+    int auth_failed;   /* what AUTH answered on this link, for PING's reply */
+    int role_noperm;   /* ROLE answered -NOPERM, for PING's reply */
+    ev_tstamp started; /* ev_now() when the running probe started (deadline base) */
+    ev_tstamp t0;      /* ev_time() at the start, for the round trip */
+    ev_timer deadline;
+    struct role_info role; /* what ROLE answered, for PING's reply */
+    /* the rest */
     probe_eof_fn *eof;
     probe_wake_fn *wake;
-    void *ud; /* handed back to done, eof and wake */
-    struct redisAsyncContext *ac;
-    int connected;         /* the connect callback said OK */
-    int answered;          /* the link has answered a PING: not a brand new one */
-    int stale;             /* see above */
     int checked;           /* the fresh-connect check ran for the current stale episode */
     ev_tstamp stale_since; /* ev_now() at the start of the exchange left unanswered */
-    int inflight;          /* a probe is running */
-    ev_tstamp started;     /* ev_now() when the running probe started (deadline base) */
-    ev_tstamp t0;          /* ev_time() at the start, for the round trip */
-    ev_timer deadline;
     ev_io check_io;
     int check_fd;
-    /* the exchange on the link: what AUTH and ROLE answered, for PING's reply */
-    int auth_failed;
-    int role_noperm;
-    struct role_info role;
     /* pre-formatted commands */
     char *cmd_auth; /* NULL without credentials; wiped before free */
     int cmd_auth_len;
