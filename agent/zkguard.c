@@ -21,13 +21,14 @@
 #include "selfstat.h"
 #include "zkpriv.h"
 
-#define ZK_TIMEOUT_RATIO 10   /* a negotiated timeout this far off what we asked is nonsense */
-#define ZK_FLAP_S        1.0  /* a connection lost sooner than this after its handshake is short */
-#define ZK_FLAP_COUNT    3    /* short connections in a row that make us back off */
-#define ZK_STUCK_S       0.5  /* requests unanswered this long: the connection makes no progress */
-#define ZK_SPIN_WINDOW_S 0.25 /* CPU of the client's threads is measured over this */
-#define ZK_SPIN_SHARE    0.2  /* ... and more than this share of a core, with no reply, is a spin */
-#define ZK_HEAP_SLACK    ((int64_t)32 << 20) /* heap growth no reply of ours can explain */
+#define ZK_TIMEOUT_RATIO  10   /* a negotiated timeout this far off what we asked is nonsense */
+#define ZK_FLAP_S         1.0  /* a connection lost sooner than this after its handshake is short */
+#define ZK_FLAP_COUNT     3    /* short connections in a row that make us back off */
+#define ZK_STUCK_S        0.5  /* requests unanswered this long: the connection makes no progress */
+#define ZK_SPIN_WINDOW_S  0.25 /* CPU of the client's threads is measured over this */
+#define ZK_SPIN_SHARE     0.2 /* ... and more than this share of a core, with no reply, is a spin */
+#define ZK_HEAP_SLACK     ((int64_t)32 << 20) /* heap growth no reply of ours can explain */
+#define ZK_HEAP_REFRESH_S 10.0 /* the heap reference's age at most while nothing waits */
 
 /* CPU seconds of every thread but this one (the loop's): the client's threads, in practice. */
 static double
@@ -324,11 +325,13 @@ zk_progressing(const struct zkpub *z, ev_tstamp now)
  *    its reference (a frame announcing gigabytes is allocated whole and filled as it streams;
  *    ZK_TICK_S bounds what arrives between two checks; zk_guard_connected() checks too). The
  *    reference follows the heap while requests wait and the connection makes progress, or
- *    while none is established (the client reads no frame before its handshake), and is
- *    taken again when a request goes out with none waiting (zk_guard_busy), so growth
- *    elsewhere in the agent is not blamed on ZooKeeper; growth of more than ZK_HEAP_SLACK
- *    within one tick elsewhere while ours waits could cost one reconnect. A connected session
- *    with nothing waiting (the steady state) needs no reference: no progress can be missing.
+ *    while none is established (the client reads no frame before its handshake), and every
+ *    ZK_HEAP_REFRESH_S while nothing waits, so growth elsewhere in the agent is not blamed on
+ *    ZooKeeper; growth of more than ZK_HEAP_SLACK elsewhere within one tick (or, for the
+ *    first request after a quiet spell, within ZK_HEAP_REFRESH_S) while ours waits could
+ *    cost one reconnect. mallinfo2() walks the allocator's free lists (0.3-2.7 ms at 10,000
+ *    instances): a connected session with nothing waiting, the steady state, reads the heap
+ *    rarely, and a request going out never does.
  * Either gives the handle up (zookeeper_close() frees its buffers) with our back-off.
  * Returns 1 if the handle was given up.
  */
@@ -346,7 +349,7 @@ zk_watchdog(struct zkpub *z, ev_tstamp now)
         z->cpu_at = now;
     }
     if (progressing || z->state != ZK_CONNECTED) {
-        if (z->pending > 0 || z->state != ZK_CONNECTED)
+        if (z->pending > 0 || z->state != ZK_CONNECTED || now - z->heap_at >= ZK_HEAP_REFRESH_S)
             heap_settle(z);
     } else if (zk_heap_over(z, &heap)) {
         zk_backoff_restart(z, 0, 1);
@@ -365,13 +368,6 @@ zk_watchdog(struct zkpub *z, ev_tstamp now)
         return 1;
     }
     return 0;
-}
-
-void
-zk_guard_busy(struct zkpub *z)
-{
-    if (ev_now(z->loop) - z->heap_at >= ZK_TICK_S)
-        heap_settle(z);
 }
 
 int

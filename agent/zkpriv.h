@@ -245,8 +245,6 @@ int zk_guard_connected(struct zkpub *z, const struct zkev *e);
  * lost right after the handshake and the handle was given up with our back-off.
  */
 int zk_guard_lost(struct zkpub *z, ev_tstamp connected_at);
-/* A request goes out with none waiting: the heap reference is brought up to date. */
-void zk_guard_busy(struct zkpub *z);
 /* The tick with a handle open: the watchdog, the tick's pace, the end of our back-off. Returns 1
  * if the handle was given up. */
 int zk_guard_tick(struct zkpub *z, ev_tstamp now);

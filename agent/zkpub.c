@@ -33,8 +33,7 @@ zk_req_new(struct zkpub *z, enum zkop op, struct zknode *n, struct zkcont *c)
     r->node = n;
     r->cont = c;
     TAILQ_INSERT_TAIL(&z->reqs, r, link);
-    if (z->pending++ == 0)
-        zk_guard_busy(z);
+    z->pending++;
     if (op == ZKOP_CREATE || op == ZKOP_MULTI)
         z->creates++;
     if (n)
