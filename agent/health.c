@@ -51,7 +51,6 @@ health_record(struct health *h, const struct probe_result *r, int rise, int fall
     } else {
         h->consecutive_fail++;
         h->consecutive_ok = 0;
-        util_strlcpy(h->reason, r->reason, sizeof(h->reason));
     }
 
     if (h->state == INST_UNKNOWN) {
@@ -64,12 +63,15 @@ health_record(struct health *h, const struct probe_result *r, int rise, int fall
             set_state(h, INST_DOWN, now_ms);
     }
 
+    /* The reason is written only when it changes: "" from the moment it is up. */
     if (h->state == INST_UP) {
-        if (h->reason[0] != '\0')
+        if (h->state != old_state)
             h->reason[0] = '\0';
         if (ok)
             role = r->role != NULL ? r->role : &unknown;
     } else {
+        if (!ok)
+            util_strlcpy(h->reason, r->reason, sizeof(h->reason));
         role = &unknown;
     }
 

@@ -34,12 +34,14 @@
  * link_read_cb, which then frees it once hiredis has returned.
  */
 struct redislink {
+    ev_io rev;             /* first: libev and every probe's read touch it */
     redisAsyncContext *ac; /* NULL once hiredis has freed the context during a read */
     struct ev_loop *loop;
-    ev_io rev, wev;
-    int reading, writing;
+    int reading;
+    int writing;    /* hiredis has bytes to write: its output buffer is not empty */
     int in_read;    /* link_read_cb is running: cleanup leaves the struct to it */
     size_t partial; /* bytes of the objects built so far for the reply being read */
+    ev_io wev;
 };
 
 /* ------------------------------------------------------------------ the reply objects */
@@ -317,9 +319,11 @@ redislink_send(redisAsyncContext *ac, const char *cmds, size_t len, redisCallbac
     /*
      * Connected with nothing queued (the usual case): write now, with no trip through hiredis's
      * output buffer, which it frees and allocates again after every complete write. What the
-     * socket does not take now is queued there for hiredis to write.
+     * socket does not take now is queued there for hiredis to write. hiredis asks for the write
+     * watcher whenever it queues bytes and drops it once its buffer is written out, so
+     * `writing` says whether anything waits there (without touching the buffer's memory).
      */
-    if ((c->flags & REDIS_CONNECTED) && sdslen(c->obuf) == 0) {
+    if ((c->flags & REDIS_CONNECTED) && !l->writing) {
         w = send(c->fd, cmds, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w == (ssize_t)len) {
             link_add_read(l);

@@ -30,15 +30,15 @@ struct role_info {
 
 /* An instance's health. Owner: the struct inst that embeds it; written only by health_record(). */
 struct health {
-    /* what every probe reads or writes first, with reason[0] and role's head near */
+    /* what every probe reads or writes first, with the head of role */
     enum inst_state state;
     int consecutive_ok;
     int consecutive_fail;
-    int64_t since_ms;               /* wall time of the last state change; 0 before the first */
-    int64_t last_check_ms;          /* wall time of the end of the last completed probe */
-    int64_t latency_us;             /* round trip of the last successful probe */
-    char reason[HEALTH_REASON_MAX]; /* "" while up; the latest failure's cause otherwise */
+    int64_t since_ms;      /* wall time of the last state change; 0 before the first */
+    int64_t last_check_ms; /* wall time of the end of the last completed probe */
+    int64_t latency_us;    /* round trip of the last successful probe */
     struct role_info role; /* published: from the last successful probe while up, else unknown */
+    char reason[HEALTH_REASON_MAX]; /* "" while up; the latest failure's cause otherwise */
 };
 
 #define HEALTH_STATE_CHANGED 0x1
