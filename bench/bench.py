@@ -567,14 +567,15 @@ class Floor:
 
 
 class SentinelEvents:
-    """Sentinel's own +sdown / -sdown pub/sub events, timestamped on arrival."""
+    """Sentinel's own pub/sub events on CHANNELS, each timestamped on arrival with its words
+    (bench/transitions.py uses it too, with +switch-master)."""
 
-    def __init__(self, port):
+    def __init__(self, port, channels=("+sdown", "-sdown")):
         import redis
         self.r = redis.Redis(host=LOOPBACK, port=port, socket_timeout=5)
         self.ps = self.r.pubsub(ignore_subscribe_messages=True)
-        self.ps.subscribe("+sdown", "-sdown")
-        self.events = []
+        self.ps.subscribe(*channels)
+        self.events = []  # (time, channel, words)
         self.cond = threading.Condition()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -589,23 +590,28 @@ class SentinelEvents:
             if m is None or m.get("type") != "message":
                 continue
             t = time.monotonic()
-            parts = m["data"].decode().split()
-            if len(parts) >= 2 and parts[0] == "master":
-                with self.cond:
-                    self.events.append((t, m["channel"].decode(), parts[1]))
-                    self.cond.notify_all()
+            with self.cond:
+                self.events.append((t, m["channel"].decode(), m["data"].decode().split()))
+                self.cond.notify_all()
 
-    def wait(self, channel, master, after, timeout):
+    def wait(self, channel, match, after, timeout):
+        """The time of the first event on CHANNEL at or after AFTER whose words MATCH (a
+        callable), waiting up to TIMEOUT seconds; None if none came."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
-                for t, ch, name in self.events:
-                    if ch == channel and name == master and t >= after:
+                for t, ch, words in self.events:
+                    if ch == channel and t >= after and match(words):
                         return t
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
                 self.cond.wait(left)
+
+    def wait_master(self, channel, name, after, timeout):
+        """wait() for an event about the master called NAME ("master NAME ip port")."""
+        return self.wait(channel, lambda w: len(w) >= 2 and w[0] == "master" and w[1] == name,
+                         after, timeout)
 
     def close(self):
         self.stop.set()
@@ -615,6 +621,8 @@ class SentinelEvents:
             self.r.close()
         except Exception:  # noqa: BLE001
             pass
+
+    cleanup = close  # for a harness env's register()
 
 
 class NodeWatch:
@@ -867,7 +875,7 @@ def fault_reps(kind, reps, victims, agent, kz, sev, detect_timeout, recover_time
         else:
             server.sigstop()
         ta = watch.wait_state("down", detect_timeout)
-        ts = sev.wait("+sdown", name, t0, detect_timeout) if sev else None
+        ts = sev.wait_master("+sdown", name, t0, detect_timeout) if sev else None
         # The fault ends: restart (after kill -9) or SIGCONT.
         t1 = time.monotonic()
         if kind == "kill9":
@@ -880,7 +888,7 @@ def fault_reps(kind, reps, victims, agent, kz, sev, detect_timeout, recover_time
             ra = None
         else:
             ra = watch.wait_state("up", recover_timeout)
-        rs = sev.wait("-sdown", name, t1, recover_timeout) if sev else None
+        rs = sev.wait_master("-sdown", name, t1, recover_timeout) if sev else None
         if sev and ts is None:
             res["misses"].append("sentinel: no +sdown for %s within %.1f s" % (name, detect_timeout))
         res["victims"].append(name)

@@ -53,6 +53,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
 from harness import LOOPBACK, REDIS_SERVER, child_env, free_port, instance  # noqa: E402
 from zk import kazoo, zk_agent, zookeeper  # noqa: E402
+from bench import SentinelEvents  # noqa: E402 -- bench/bench.py, beside this file
 
 REDIS_SENTINEL = shutil.which("redis-sentinel")
 DEFAULT = dict(interval="1s", timeout="500ms", rise=2, fall=2)
@@ -149,7 +150,7 @@ class Sentinel:
         import redis
         self.client = redis.Redis(host=LOOPBACK, port=self.port, socket_timeout=2)
         wait_for(lambda: self._ping(), 10, "sentinel to answer PING", 0.01)
-        self.events = SentinelEvents(self.port)
+        self.events = SentinelEvents(self.port, ("+sdown", "-sdown", "+switch-master"))
         env.register(self.events)
 
     def _ping(self):
@@ -177,57 +178,6 @@ class Sentinel:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-
-
-class SentinelEvents:
-    """Sentinel's +sdown, -sdown and +switch-master events, timestamped on arrival."""
-
-    CHANNELS = ("+sdown", "-sdown", "+switch-master")
-
-    def __init__(self, port):
-        import redis
-        self.r = redis.Redis(host=LOOPBACK, port=port, socket_timeout=5)
-        self.ps = self.r.pubsub(ignore_subscribe_messages=True)
-        self.ps.subscribe(*self.CHANNELS)
-        self.events = []
-        self.cond = threading.Condition()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                m = self.ps.get_message(timeout=0.2)
-            except Exception:  # noqa: BLE001 -- the sentinel went away
-                return
-            if m is None or m.get("type") != "message":
-                continue
-            t = time.monotonic()
-            with self.cond:
-                self.events.append((t, m["channel"].decode(), m["data"].decode().split()))
-                self.cond.notify_all()
-
-    def wait(self, channel, match, after, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for t, ch, parts in self.events:
-                    if ch == channel and t >= after and match(parts):
-                        return t
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
-
-    def cleanup(self):
-        self.stop.set()
-        self.thread.join(1)
-        try:
-            self.ps.close()
-            self.r.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def first_accept(port, stop, out):

@@ -43,6 +43,21 @@ exec %s --tool=memcheck --error-exitcode=99 --leak-check=full \\
     return script, log
 
 
+def assert_clean(log, rc):
+    """The agent's valgrind LOG says 0 errors and nothing definitely, indirectly or possibly
+    lost, and it exited RC 0; returns the log's text."""
+    text = open(log).read()
+    summary = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+    assert summary, "no valgrind summary in %s:\n%s" % (log, text[-3000:])
+    print(text[text.find("HEAP SUMMARY"):])
+    assert summary.group(1) == "0", "valgrind errors:\n%s" % text[-20000:]
+    for kind in ("definitely", "indirectly", "possibly"):
+        m = re.search(r"%s lost: ([\d,]+) bytes" % kind, text)
+        assert m is None or m.group(1) == "0", "%s lost:\n%s" % (kind, text[-20000:])
+    assert rc == 0, "exit status %s (99: valgrind found errors)\n%s" % (rc, text[-5000:])
+    return text
+
+
 def test_agent_under_valgrind(env, monkeypatch):
     if not os.access(VALGRIND, os.X_OK):
         pytest.skip("valgrind not installed")
@@ -122,15 +137,7 @@ def test_agent_under_valgrind(env, monkeypatch):
 
     time.sleep(1.0)  # a few more probe rounds on every path (not an assertion)
     rc = a.stop(timeout=60)
-    text = open(log).read()
-    summary = re.search(r"ERROR SUMMARY: (\d+) errors", text)
-    assert summary, "no valgrind summary in %s:\n%s" % (log, text[-3000:])
-    print(text[text.find("HEAP SUMMARY"):])
-    assert summary.group(1) == "0", "valgrind errors:\n%s" % text[-20000:]
-    for kind in ("definitely", "indirectly", "possibly"):
-        m = re.search(r"%s lost: ([\d,]+) bytes" % kind, text)
-        assert m is None or m.group(1) == "0", "%s lost:\n%s" % (kind, text[-20000:])
-    assert rc == 0, "exit status %s (99: valgrind found errors)\n%s" % (rc, text[-5000:])
+    text = assert_clean(log, rc)
     # Whatever is still reachable at exit (after tests/valgrind.supp) must have been
     # allocated by a library, not by the agent's own code: the first frame after the
     # allocator of every loss record is a library's, never one of our source files.
