@@ -329,9 +329,9 @@ zk_progressing(const struct zkpub *z, ev_tstamp now)
  *    ZK_HEAP_REFRESH_S while nothing waits, so growth elsewhere in the agent is not blamed on
  *    ZooKeeper; growth of more than ZK_HEAP_SLACK elsewhere within one tick (or, for the
  *    first request after a quiet spell, within ZK_HEAP_REFRESH_S) while ours waits could
- *    cost one reconnect. mallinfo2() walks the allocator's free lists (0.3-2.7 ms at 10,000
- *    instances): a connected session with nothing waiting, the steady state, reads the heap
- *    rarely, and a request going out never does.
+ *    cost one reconnect. mallinfo2() walks the allocator's free lists, slow at many instances
+ *    (docs/performance.md): a connected session with nothing waiting, the steady state, reads
+ *    the heap rarely, and a request going out never does.
  * Either gives the handle up (zookeeper_close() frees its buffers) with our back-off.
  * Returns 1 if the handle was given up.
  */
