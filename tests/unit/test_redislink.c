@@ -140,27 +140,43 @@ teardown(void **state)
     return 0;
 }
 
+/* Reads exactly LEN bytes at the server end (the loop running meanwhile) and compares them. */
+static void
+expect_bytes(struct fix *f, const char *want, size_t len)
+{
+    static char buf[1 << 21];
+    size_t got = 0;
+    double end = tu_now_s() + TU_DEADLINE_S;
+
+    assert_true(len <= sizeof(buf));
+    while (got < len) {
+        ssize_t r = recv(f->sfd, buf + got, len - got, 0);
+        if (r > 0)
+            got += (size_t)r;
+        else if (tu_now_s() > end)
+            fail_msg("the server read %zu of %zu bytes", got, len);
+        else
+            tu_spin(f->loop, f->sfd, POLLIN);
+    }
+    assert_memory_equal(buf, want, len);
+    assert_int_equal(recv(f->sfd, buf, 1, MSG_DONTWAIT), -1); /* and nothing more */
+}
+
 /* Queues N PINGs and runs the loop until the server end has read them all. */
 static void
 send_pings(struct fix *f, int n)
 {
-    char buf[256];
-    size_t want = (size_t)n * (sizeof(cmd_ping) - 1), got = 0;
-    double end = tu_now_s() + TU_DEADLINE_S;
+    static char want[64 * (sizeof(cmd_ping) - 1)];
+    size_t len = (size_t)n * (sizeof(cmd_ping) - 1);
 
-    for (int i = 0; i < n; i++)
+    assert_true(len <= sizeof(want));
+    for (int i = 0; i < n; i++) {
+        memcpy(want + (size_t)i * (sizeof(cmd_ping) - 1), cmd_ping, sizeof(cmd_ping) - 1);
         assert_int_equal(
             redisAsyncFormattedCommand(f->ac, reply_cb, f, cmd_ping, sizeof(cmd_ping) - 1),
             REDIS_OK);
-    while (got < want) {
-        ssize_t r = recv(f->sfd, buf, sizeof(buf), 0);
-        if (r > 0)
-            got += (size_t)r;
-        else if (tu_now_s() > end)
-            fail_msg("the server read %zu of %zu command bytes", got, want);
-        else
-            tu_spin(f->loop, f->sfd, POLLIN);
     }
+    expect_bytes(f, want, len);
 }
 
 static void
@@ -436,28 +452,6 @@ settle(struct fix *f)
     assert_true(f->ac->c.flags & REDIS_CONNECTED);
     f->replies = 0;
     f->seq[0] = '\0';
-}
-
-/* Reads exactly LEN bytes at the server end (the loop running meanwhile) and compares them. */
-static void
-expect_bytes(struct fix *f, const char *want, size_t len)
-{
-    static char buf[1 << 21];
-    size_t got = 0;
-    double end = tu_now_s() + TU_DEADLINE_S;
-
-    assert_true(len <= sizeof(buf));
-    while (got < len) {
-        ssize_t r = recv(f->sfd, buf + got, len - got, 0);
-        if (r > 0)
-            got += (size_t)r;
-        else if (tu_now_s() > end)
-            fail_msg("the server read %zu of %zu bytes", got, len);
-        else
-            tu_spin(f->loop, f->sfd, POLLIN);
-    }
-    assert_memory_equal(buf, want, len);
-    assert_int_equal(recv(f->sfd, buf, 1, MSG_DONTWAIT), -1); /* and nothing more */
 }
 
 /* On a link in use the bytes go out within the call, and the replies reach the callbacks in order.
