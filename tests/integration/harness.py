@@ -803,6 +803,21 @@ class Agent:
     def fds(self):
         return proc_fds(self.pid)
 
+    def settled_fds(self, hold=0.5, timeout=10.0):
+        """The agent's open fds once the count has held still for HOLD seconds: a stats
+        client the harness has just closed stays open on the agent's side until the agent
+        reads its EOF, which under valgrind can take a while."""
+        deadline = time.monotonic() + timeout
+        n, since = self.fds(), time.monotonic()
+        while time.monotonic() - since < hold:
+            if time.monotonic() > deadline:
+                raise WaitTimeout("the agent's fd count did not settle in %.1fs" % timeout)
+            time.sleep(0.05)
+            m = self.fds()
+            if m != n:
+                n, since = m, time.monotonic()
+        return n
+
     def rss_bytes(self):
         return proc_rss_bytes(self.pid)
 

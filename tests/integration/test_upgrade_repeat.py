@@ -29,7 +29,7 @@ def test_fifty_upgrades_leave_nothing_behind(env):
     wait_until(lambda: watch.seen() == set(paths), 5)
     sid = session_of(a.stats())
     time.sleep(1.0)  # let the allocator settle after start-up
-    fds0, threads0, rss0 = a.fds(), a.threads(), a.rss_bytes()
+    fds0, threads0, rss0 = a.settled_fds(), a.threads(), a.rss_bytes()
     wchc0 = zk.wchc()
 
     t_total = time.monotonic()

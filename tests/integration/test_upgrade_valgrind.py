@@ -48,7 +48,7 @@ exec %s --tool=memcheck --trace-children=yes --error-exitcode=99 --leak-check=fu
                  shutdown_timeout="20s")
     a.wait_instance("c", timeout=30, published=True)
     sid = session_of(a.stats())
-    fds0, threads0 = a.fds(), a.threads()
+    fds0, threads0 = a.settled_fds(), a.threads()
     for i in range(ROUNDS):
         a.signal(signal.SIGUSR2)
         wait_until(lambda: a.stats()["upgrades"] == i + 1, 60, interval=0.1,
