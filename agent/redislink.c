@@ -130,8 +130,7 @@ link_create_array(const redisReadTask *task, int elements)
 {
     size_t total = 0;
 
-    /* REPLY_MAX_ELEMENTS: as reply_bound_reader() bounds a reader of hiredis's own objects */
-    if (elements < 0 || elements > REPLY_MAX_ELEMENTS ||
+    if (elements < 0 ||
         (total = charge(task, sizeof(redisReply) + (size_t)elements * sizeof(redisReply *))) == 0)
         return NULL;
     return built(task, replyobj_array(task, elements), total, elements == 0);

@@ -203,7 +203,7 @@ reply_parse_role(const redisReply *r, struct role_info *out)
         if (r->elements < 3 || r->element[2] == NULL || r->element[2]->type != REDIS_REPLY_ARRAY)
             return -1;
         out->role = ROLE_MASTER;
-        out->replicas = (int)r->element[2]->elements; /* at most REPLY_MAX_ELEMENTS */
+        out->replicas = (int)r->element[2]->elements; /* at most REPLY_MAX_ELEMENTS (replyobj.h) */
         return 0;
     }
     if (text_is(e, "slave") || text_is(e, "replica")) {
@@ -220,39 +220,6 @@ reply_parse_role(const redisReply *r, struct role_info *out)
     }
     /* a role of another server (KeyDB's "active-replica"): known form, unknown role */
     return is_text(e) ? 0 : -1;
-}
-
-/*
- * hiredis's own object functions, with createArray bounded (filled on first use). This swaps
- * the reader's private function table (r->fn) and relies on 0.14 passing the announced count
- * to createArray before allocating: another hiredis must be checked (1.x has maxelements).
- */
-#if HIREDIS_MAJOR != 0 || HIREDIS_MINOR != 14
-#error                                                                                             \
-    "reply_bound_reader() relies on hiredis 0.14's redisReader internals: check it for this hiredis"
-#endif
-static redisReplyObjectFunctions bounded_fns;
-static void *(*default_create_array)(const redisReadTask *, int);
-
-static void *
-bounded_create_array(const redisReadTask *task, int elements)
-{
-    if (elements < 0 || elements > REPLY_MAX_ELEMENTS)
-        return NULL;
-    return default_create_array(task, elements);
-}
-
-void
-reply_bound_reader(redisReader *r)
-{
-    if (r->fn == &bounded_fns)
-        return;
-    if (default_create_array == NULL) {
-        bounded_fns = *r->fn;
-        default_create_array = r->fn->createArray;
-        bounded_fns.createArray = bounded_create_array;
-    }
-    r->fn = &bounded_fns;
 }
 
 /* PREFIX and the start of ERRSTR, printable, into REASON. */
@@ -294,7 +261,7 @@ reply_classify_error(int err, const char *errstr, char *reason, size_t len)
         return PROBE_AGENT_ERROR;
     }
     if (err == REDIS_ERR_OOM) {
-        /* a bounded link or reader refused an oversized reply (redislink.c, reply_bound_reader) */
+        /* a link refused an oversized reply (redislink.c, replyobj.c) */
         util_strlcpy(reason, "protocol error: reply too large", len);
         return PROBE_FAILED;
     }

@@ -95,7 +95,8 @@ replyobj_array(const redisReadTask *task, int elements)
     struct robj *o;
     redisReply **el = NULL;
 
-    if (elements < 0 || (o = take(task, REDIS_REPLY_ARRAY)) == NULL)
+    if (elements < 0 || elements > REPLY_MAX_ELEMENTS ||
+        (o = take(task, REDIS_REPLY_ARRAY)) == NULL)
         return NULL;
     if (elements > INLINE_ELEMENTS) {
         el = calloc((size_t)elements, sizeof(*el));
@@ -156,6 +157,20 @@ replyobj_free(void *obj)
     free_list = o;
     kept++;
     POISON(&o->r, ROBJ_BODY);
+}
+
+redisReplyObjectFunctions *
+replyobj_functions(void)
+{
+    static redisReplyObjectFunctions fns = {
+        .createString = replyobj_string,
+        .createArray = replyobj_array,
+        .createInteger = replyobj_integer,
+        .createNil = replyobj_nil,
+        .freeObject = replyobj_free,
+    };
+
+    return &fns;
 }
 
 size_t

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "reply.h"
+#include "replyobj.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,8 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
 
     /* 1. the byte stream as hiredis parses it, in two chunks to cross a boundary */
-    rd = redisReaderCreate();
-    reply_bound_reader(rd); /* as the agent's links are */
+    rd = redisReaderCreateWithFunctions(replyobj_functions()); /* a link's objects */
     size_t cut = data[0] % (size + 1);
     if (redisReaderFeed(rd, (const char *)data, cut) == REDIS_OK &&
         redisReaderFeed(rd, (const char *)data + cut, size - cut) == REDIS_OK) {
@@ -60,7 +60,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (ri.role != ROLE_MASTER && ri.replicas != 0) || ri.replicas < 0)
                 abort();
             check_reason(ri.master, sizeof(ri.master));
-            freeReplyObject(reply);
+            replyobj_free(reply);
             replies++;
         }
     }

@@ -24,8 +24,8 @@ typedef void(redisCallbackFn)(struct redisAsyncContext *, void *, void *); /* hi
  *   large");
  * - a reply that arrives when no command waits for one (hiredis 0.14 would abort the process
  *   on an assert) closes the link as a protocol error (REDIS_ERR_PROTOCOL);
- * - arrays are bounded by REPLY_MAX_ELEMENTS, as reply_bound_reader() bounds other readers;
- * - replies are built from replyobj.c's free list and freed back to it.
+ * - replies are built from replyobj.c's free list and freed back to it, arrays bounded by
+ *   REPLY_MAX_ELEMENTS.
  * Allocates one struct per link, owned by AC and freed with it (the adapter's cleanup hook).
  * Call before setting the connect and disconnect callbacks. Returns 0, or -1 if AC already
  * has an event library attached (AC is left as it was).

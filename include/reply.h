@@ -53,14 +53,4 @@ enum probe_class reply_reason_class(enum probe_status status, const char *reason
  * "busy", "masterdown" or "error". */
 const char *reply_class_name(enum probe_class c);
 
-/* Largest array a probe's reply may hold (ROLE lists a master's replicas); more is garbage. */
-#define REPLY_MAX_ELEMENTS 4096
-
-/*
- * Makes reader R refuse arrays of more than REPLY_MAX_ELEMENTS elements: hiredis 0.14 would
- * otherwise allocate room for whatever count a peer announces ("*1000000000"). The refusal is
- * a reader error (REDIS_ERR_OOM), which tears the link down like any protocol error.
- */
-void reply_bound_reader(redisReader *r);
-
 #endif

@@ -18,14 +18,25 @@
  * is poisoned, so a use after replyobj_free() is still reported.
  *
  * Each create function links the new object into its parent (task->parent->obj), as hiredis's
- * do, and returns NULL when out of memory.
+ * do, and returns NULL when out of memory; replyobj_array() also for more than
+ * REPLY_MAX_ELEMENTS elements.
  */
 #define REPLYOBJ_KEEP 256
+
+/*
+ * Largest array a reply may hold (ROLE lists a master's replicas); more is garbage, refused as
+ * out of memory (the reader's REDIS_ERR_OOM): hiredis 0.14 would allocate room for whatever
+ * count a peer announces ("*1000000000").
+ */
+#define REPLY_MAX_ELEMENTS 4096
 
 void *replyobj_string(const redisReadTask *task, char *str, size_t len);
 void *replyobj_array(const redisReadTask *task, int elements);
 void *replyobj_integer(const redisReadTask *task, long long value);
 void *replyobj_nil(const redisReadTask *task);
+
+/* The functions above as a table, for redisReaderCreateWithFunctions() (tests, fuzzing). */
+redisReplyObjectFunctions *replyobj_functions(void);
 
 /* Frees OBJ, a tree built by the functions above (NULL: nothing), onto the free list. */
 void replyobj_free(void *obj);

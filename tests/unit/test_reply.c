@@ -10,6 +10,7 @@
 #include <hiredis/hiredis.h>
 
 #include "reply.h"
+#include "replyobj.h"
 
 /* Parses RESP bytes with hiredis's own reader, as the agent receives them. */
 static redisReply *
@@ -327,12 +328,11 @@ static void
 huge_arrays_are_refused(void **state)
 {
     (void)state;
-    redisReader *rd = redisReaderCreate();
+    redisReader *rd = redisReaderCreateWithFunctions(replyobj_functions()); /* as a link's */
     void *reply = NULL;
     const char huge[] = "*1222222222\r\n";
     char reason[HEALTH_REASON_MAX];
 
-    reply_bound_reader(rd);
     redisReaderFeed(rd, huge, sizeof(huge) - 1);
     assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_ERR);
     assert_null(reply);
@@ -343,8 +343,7 @@ huge_arrays_are_refused(void **state)
     redisReaderFree(rd);
 
     /* a ROLE reply of a master with a few replicas still parses */
-    rd = redisReaderCreate();
-    reply_bound_reader(rd);
+    rd = redisReaderCreateWithFunctions(replyobj_functions());
     const char role[] = "*3\r\n$6\r\nmaster\r\n:10\r\n*2\r\n*3\r\n$9\r\n127.0.0.1\r\n"
                         "$4\r\n6380\r\n$2\r\n10\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6381\r\n"
                         "$2\r\n10\r\n";
@@ -355,8 +354,9 @@ huge_arrays_are_refused(void **state)
     assert_int_equal(reply_parse_role(reply, &ri), 0);
     assert_int_equal(ri.role, ROLE_MASTER);
     assert_int_equal(ri.replicas, 2);
-    freeReplyObject(reply);
+    replyobj_free(reply);
     redisReaderFree(rd);
+    replyobj_drain();
 }
 
 int

@@ -13,19 +13,11 @@
 #include "replyobj.h"
 #include "reply.h"
 
-static redisReplyObjectFunctions fns = {
-    .createString = replyobj_string,
-    .createArray = replyobj_array,
-    .createInteger = replyobj_integer,
-    .createNil = replyobj_nil,
-    .freeObject = replyobj_free,
-};
-
 /* Parses RESP bytes (LEN of them) with a reader building from the free list. */
 static redisReply *
 parse_len(const char *resp, size_t len)
 {
-    redisReader *rd = redisReaderCreateWithFunctions(&fns);
+    redisReader *rd = redisReaderCreateWithFunctions(replyobj_functions());
     void *reply = NULL;
 
     redisReaderFeed(rd, resp, len);
@@ -164,7 +156,7 @@ static void
 test_partial_reply_freed(void **state)
 {
     static const char part[] = "*4\r\n$6\r\nmaster\r\n:1\r\n";
-    redisReader *rd = redisReaderCreateWithFunctions(&fns);
+    redisReader *rd = redisReaderCreateWithFunctions(replyobj_functions());
     void *reply = NULL;
 
     (void)state;
