@@ -296,6 +296,22 @@ expect_reply(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata)
     return REDIS_OK;
 }
 
+/*
+ * Fails L's link with ERRNUM as hiredis's own I/O would: its write path sees c->err and tears the
+ * link down from the loop, and the callbacks get NULL with this error. An ENOMEM (no room for a
+ * callback entry or the queued bytes) is then, like EMFILE, the agent's own fault, not the
+ * Redis's (reply_classify_error), where hiredis's REDIS_ERR_OOM would read as a reply too large.
+ */
+static void
+fail_link(struct redislink *l, int errnum)
+{
+    redisContext *c = &l->ac->c;
+
+    c->err = REDIS_ERR_IO;
+    util_strlcpy(c->errstr, strerror(errnum), sizeof(c->errstr));
+    link_add_write(l);
+}
+
 int
 redislink_send(redisAsyncContext *ac, const char *cmds, size_t len, redisCallbackFn *const *fns,
                int n, void *privdata)
@@ -309,9 +325,7 @@ redislink_send(redisAsyncContext *ac, const char *cmds, size_t len, redisCallbac
     for (int i = 0; i < n; i++) {
         if (expect_reply(ac, fns[i], privdata) != REDIS_OK) {
             /* the entries pushed so far would wait for replies never asked for: drop them */
-            c->err = REDIS_ERR_OOM;
-            util_strlcpy(c->errstr, "Out of memory", sizeof(c->errstr));
-            link_add_write(l);
+            fail_link(l, ENOMEM);
             return REDIS_ERR;
         }
     }
@@ -329,13 +343,7 @@ redislink_send(redisAsyncContext *ac, const char *cmds, size_t len, redisCallbac
             return REDIS_OK;
         }
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            /*
-             * As hiredis's own write would: its write path sees c->err and tears the link down,
-             * and the callbacks get NULL with this error.
-             */
-            c->err = REDIS_ERR_IO;
-            util_strlcpy(c->errstr, strerror(errno), sizeof(c->errstr));
-            link_add_write(l);
+            fail_link(l, errno);
             return REDIS_OK;
         }
         if (w < 0)
@@ -343,11 +351,10 @@ redislink_send(redisAsyncContext *ac, const char *cmds, size_t len, redisCallbac
     }
     sds grown = sdscatlen(c->obuf, cmds + w, len - (size_t)w);
     if (grown == NULL) {
-        c->err = REDIS_ERR_OOM;
-        util_strlcpy(c->errstr, "Out of memory", sizeof(c->errstr));
-    } else {
-        c->obuf = grown;
+        fail_link(l, ENOMEM);
+        return REDIS_OK;
     }
+    c->obuf = grown;
     link_add_write(l);
     return REDIS_OK;
 }
